@@ -23,6 +23,7 @@ from services.log._codec import (
     Int8,
     Int16,
     Int32,
+    Int64,
     Schema,
     String,
     TaggedFields,
@@ -154,6 +155,28 @@ _INCREMENTAL_ALTER_CONFIGS_V0_RESPONSE = Schema(
 )
 
 
+# aiokafka declares ListOffsets v4/v5's current_leader_epoch as an int64; Kafka's message
+# definition (and every client that sends it) uses an int32.
+_LIST_OFFSETS_V4_REQUEST = Schema(
+    ("replica_id", Int32),
+    ("isolation_level", Int8),
+    (
+        "topics",
+        Array(
+            ("topic", String("utf-8")),
+            (
+                "partitions",
+                Array(
+                    ("partition", Int32),
+                    ("current_leader_epoch", Int32),
+                    ("timestamp", Int64),
+                ),
+            ),
+        ),
+    ),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ApiSchema:
     """The request and response layout of one API version."""
@@ -198,6 +221,10 @@ def _build() -> dict[tuple[int, int], ApiSchema]:
     known[(ApiKey.INCREMENTAL_ALTER_CONFIGS, 0)] = ApiSchema(
         _INCREMENTAL_ALTER_CONFIGS_V0_REQUEST, _INCREMENTAL_ALTER_CONFIGS_V0_RESPONSE
     )
+    for version in (4, 5):
+        known[(ApiKey.LIST_OFFSETS, version)] = ApiSchema(
+            _LIST_OFFSETS_V4_REQUEST, known[(ApiKey.LIST_OFFSETS, version)].response
+        )
     # aiokafka labels its ListGroups v2 request as v1; the v2 request is empty like v1's.
     from aiokafka.protocol.admin import ListGroupsRequest_v1, ListGroupsResponse_v2
 

@@ -204,6 +204,33 @@ def reseal(
     _CRC.pack_into(batch, 17, crc32c.crc32c(memoryview(batch)[CRC_START:]))
 
 
+def empty_batch(header: BatchHeader) -> bytes:
+    """A batch with the identity and offset range of ``header`` but no records.
+
+    Kafka keeps such batches where compaction removed every record but the offsets they
+    covered must stay readable: consumers advance to the batch's last offset + 1.
+    """
+    batch = bytearray(
+        HEADER.pack(
+            header.base_offset,
+            MIN_BATCH_LENGTH,
+            header.partition_leader_epoch,
+            MAGIC_V2,
+            0,
+            header.attributes & ~COMPRESSION_MASK,
+            header.last_offset_delta,
+            header.first_timestamp,
+            header.max_timestamp,
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+            0,
+        )
+    )
+    reseal(batch)
+    return bytes(batch)
+
+
 def control_batch(
     *,
     producer_id: int,

@@ -2,13 +2,14 @@
 
 Kept apart from the coordinator so the rules that need no clock or event loop (which protocol
 the group speaks, who is fenced, which members the leader assigns) read on their own. The
-coordinator (``_groups.py``) owns the transitions between states.
+transitions between states are in ``_rebalance.py``, request validation in ``_groups.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -108,7 +109,7 @@ class Member:
 
 @dataclass(kw_only=True, slots=True, eq=False)
 class Group:
-    """A consumer group's membership and rebalance bookkeeping; mutable, owned by the coordinator."""
+    """A consumer group's members and rebalance bookkeeping; mutable, owned by the coordinator."""
 
     group_id: str
     state: GroupState = GroupState.EMPTY
@@ -137,7 +138,9 @@ class Group:
         """The longest rebalance timeout of the members: how long a rebalance may wait."""
         return max((m.rebalance_timeout for m in self.members.values()), default=0.0)
 
-    def supports(self, protocol_type: str, protocols: list[tuple[str, bytes]], member_id: str) -> bool:
+    def supports(
+        self, protocol_type: str, protocols: list[tuple[str, bytes]], member_id: str
+    ) -> bool:
         """Whether a member with these protocols may join (or rejoin, as ``member_id``)."""
         others = [m for m in self.members.values() if m.member_id != member_id]
         if not protocol_type or not protocols:
@@ -180,6 +183,20 @@ class Group:
         return not self.pending_members and all(
             m.join_waiter is not None for m in self.members.values()
         )
+
+    def next_deadline(self) -> float:
+        """The earliest time at which something of this group may expire (inf if none)."""
+        deadlines = [*self.pending_members.values()]
+        deadlines.extend(
+            m.session_deadline
+            for m in self.members.values()
+            if m.join_waiter is None and m.sync_waiter is None
+        )
+        if self.state is GroupState.PREPARING_REBALANCE:
+            deadlines.append(self.join_deadline)
+        if self.sync_deadline is not None:
+            deadlines.append(self.sync_deadline)
+        return min(deadlines, default=math.inf)
 
     def member_list(self) -> list[tuple[str, str | None, bytes]]:
         """What the leader receives: every member with its metadata for the chosen protocol."""

@@ -71,9 +71,7 @@ class OffsetStore:
             return
         self._write({"op": "commit", "group": group_id, "offsets": _encode(offsets)})
 
-    def fetch(
-        self, group_id: str, partitions: Iterable[TopicPartition] | None = None
-    ) -> Offsets:
+    def fetch(self, group_id: str, partitions: Iterable[TopicPartition] | None = None) -> Offsets:
         """The group's committed offsets: all of them (``None``), or one per asked partition.
 
         A partition without a committed offset maps to ``(-1, "")``. Staged transactional
@@ -147,7 +145,9 @@ class OffsetStore:
 
     def _check_open(self) -> Journal:
         if self._journal is None:
-            raise BrokerClosedError("the offset store is closed; open a new one with OffsetStore.open")
+            raise BrokerClosedError(
+                "the offset store is closed; open a new one with OffsetStore.open"
+            )
         return self._journal
 
     def _write(self, entry: Entry) -> None:
@@ -207,8 +207,10 @@ class OffsetStore:
 
 
 def _encode(offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> list[list[Any]]:
-    return [[topic, partition, offset, metadata] for (topic, partition), (offset, metadata) in
-            offsets.items()]
+    return [
+        [topic, partition, offset, metadata]
+        for (topic, partition), (offset, metadata) in offsets.items()
+    ]
 
 
 def _decode(raw: Any) -> Offsets:

@@ -100,10 +100,10 @@ class ProducerStates:
                 entry = ProducerEntry(epoch=header.producer_epoch)
             for stored in entry.batches:
                 if (stored.first_sequence, stored.last_sequence) == (first_seq, last_seq):
-                    return Duplicate(base_offset=stored.first_offset, last_offset=stored.last_offset)
-            expected = (
-                0 if not entry.batches else last_sequence(entry.batches[-1].last_sequence, 1)
-            )
+                    return Duplicate(
+                        base_offset=stored.first_offset, last_offset=stored.last_offset
+                    )
+            expected = 0 if not entry.batches else last_sequence(entry.batches[-1].last_sequence, 1)
             if first_seq != expected:
                 raise KafkaError(
                     ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
@@ -185,10 +185,9 @@ class Transactions:
                     "transaction; commit or abort it first",
                 )
 
-    def begin(self, header: BatchHeader) -> None:
-        """Record a stored transactional batch (it may start its producer's transaction)."""
-        if header.is_transactional and not header.is_control:
-            self.ongoing.setdefault(header.producer_id, header.base_offset)
+    def begin(self, producer_id: int, offset: int) -> None:
+        """A transactional batch stored at ``offset`` may start its producer's transaction."""
+        self.ongoing.setdefault(producer_id, offset)
 
     def end(self, producer_id: int, *, commit: bool, marker_offset: int) -> None:
         """A marker at ``marker_offset`` ends the producer's ongoing transaction, if any."""

@@ -130,16 +130,25 @@ class Segment:
         self._running_max = max(self._running_max, max_timestamp)
         return index, timeindex
 
-    def append(self, data: bytes | bytearray, headers: Sequence[BatchHeader]) -> None:
-        """Append whole batches; ``headers`` describe them in order, with their final offsets.
+    def append(
+        self,
+        data: bytes | bytearray | memoryview,
+        headers: Sequence[BatchHeader],
+        base_offsets: Sequence[int] | None = None,
+    ) -> None:
+        """Append whole batches; ``headers`` describe them in order.
 
-        Raises ``StorageError`` when the disk refuses the write; the segment is then unchanged.
+        ``base_offsets`` are the batches' offsets in ``data`` when the headers still carry the
+        producer's. Raises ``StorageError`` when the disk refuses the write; the segment is
+        then unchanged.
         """
         saved = (self._last_index_pos, self._running_max, self._last_time_entry)
+        if base_offsets is None:
+            base_offsets = [header.base_offset for header in headers]
         index, timeindex = bytearray(), bytearray()
         pos = self.size
-        for header in headers:
-            entry, time_entry = self._index_step(pos, header.base_offset, header.max_timestamp)
+        for header, base_offset in zip(headers, base_offsets, strict=True):
+            entry, time_entry = self._index_step(pos, base_offset, header.max_timestamp)
             index += entry
             timeindex += time_entry
             pos += header.size
@@ -157,7 +166,7 @@ class Segment:
         self._index_entries += len(index) // _INDEX_ENTRY.size
         self._time_entries += len(timeindex) // _TIME_ENTRY.size
         self.size = pos
-        self.next_offset = headers[-1].last_offset + 1
+        self.next_offset = base_offsets[-1] + headers[-1].last_offset_delta + 1
         self.max_timestamp = max(self.max_timestamp, *(h.max_timestamp for h in headers))
 
     # -- reading -----------------------------------------------------------------------------
@@ -289,9 +298,7 @@ class Segment:
         for pos, header, data in _walk(log_fd, 0, end, with_data=check_crc):
             if not _valid(header, pos, end, expected, base_offset):
                 break
-            if check_crc and (
-                data is None or crc32c.crc32c(data[CRC_START:]) != header.crc
-            ):
+            if check_crc and (data is None or crc32c.crc32c(data[CRC_START:]) != header.crc):
                 break
             entry, time_entry = segment._index_step(pos, header.base_offset, header.max_timestamp)
             index += entry
@@ -335,7 +342,7 @@ class Segment:
         if not 0 <= position <= log_size - HEADER_SIZE:
             return False
         head = os.pread(log_fd, _BASE_OFFSET.size, position)
-        return _BASE_OFFSET.unpack(head)[0] == self.base_offset + relative
+        return bool(_BASE_OFFSET.unpack(head)[0] == self.base_offset + relative)
 
 
 def _valid(header: BatchHeader, pos: int, end: int, expected: int, base_offset: int) -> bool:
@@ -345,7 +352,7 @@ def _valid(header: BatchHeader, pos: int, end: int, expected: int, base_offset: 
         and header.batch_length >= MIN_BATCH_LENGTH
         and pos + header.size <= end
         and header.base_offset >= expected
-        and 0 <= header.last_offset_delta
+        and header.last_offset_delta >= 0
         and header.last_offset - base_offset <= MAX_RELATIVE_OFFSET
         and header.record_count >= 0
     )

@@ -185,6 +185,7 @@ BROKER_PID=""
 BROKER_DATA=""
 BROKER_LOG=""
 RUN_DIR=""
+PIPE_PID=""
 
 cleanup() {
     local rc=$?
@@ -193,7 +194,9 @@ cleanup() {
     if [[ -n $rpid ]] && kill -0 "$rpid" 2>/dev/null; then
         say "stopping test-runner (process group $rpid)"
         kill -TERM -- "-$rpid" 2>/dev/null || kill -TERM "$rpid" 2>/dev/null || true
-        wait 2>/dev/null || true
+        # Wait for the output pipeline only: a bare 'wait' would also wait
+        # for the broker, which we have not stopped yet.
+        [[ -n $PIPE_PID ]] && { wait "$PIPE_PID" 2>/dev/null || true; }
     fi
     if [[ -n $BROKER_PID ]] && kill -0 "$BROKER_PID" 2>/dev/null; then
         say "stopping broker (pid $BROKER_PID)"
@@ -295,12 +298,13 @@ FLAGS=(-L -K "-p$PARALLEL")
 
 PARSE_PY=$(cat <<'PYEOF'
 # Merge the runner's per-segment reports into one result.
-#   argv: state.json segment_report.json segment_log
+#   argv: state.json segment_report.json segment_log manual_test_numbers
 # A test's first definitive state (PASSED/FAILED/SKIPPED) wins; tests still
 # NOT STARTED ("DNS") or RUNNING when a segment died stay pending. Prints the
 # test numbers still pending (comma-separated) on stdout.
 import json, os, re, sys
-state_path, report_path, log_path = sys.argv[1:4]
+state_path, report_path, log_path, manual = sys.argv[1:5]
+manual = set(filter(None, manual.split(",")))
 state = json.load(open(state_path)) if os.path.exists(state_path) else {"tests": {}}
 tests = state["tests"]
 seg = {}
@@ -335,6 +339,9 @@ for name, st in seg.items():
     if tests.get(name) in (None, "DNS", "RUNNING"):
         tests[name] = st
 json.dump(state, open(state_path, "w"), indent=1, sort_keys=True)
+for name in list(tests):  # never started on purpose: not pending
+    if name.split("_")[0] in manual and tests[name] == "DNS":
+        tests[name] = "SKIPPED"
 pending = sorted({n.split("_")[0] for n, st in tests.items() if st in ("DNS", "RUNNING")})
 print(",".join(pending))
 PYEOF
@@ -347,8 +354,22 @@ progress() {
     sed -u -E 's/\x1b\[[0-9;]*m//g' |
         grep --line-buffered -E '={5,} Test \S+ (PASSED|FAILED) ={5,}|### Test ".*" failed at |timed out \(timeout set to' |
         sed -u -E -e 's/^.*={5,} (Test \S+ \S+) ={5,}.*$/  \1/' \
-            -e 's/^.*### Test "([^"]+)" failed at (\S+) at .*$/  Test \1 FAILED at \2/' || true
+            -e 's/^.*### Test "([^"]+)" failed at (\S+) at .*$/  Test \1 FAILED at \2/' |
+        awk '!/<MAIN>/ && !seen[$0]++ { print; fflush() }' || true
 }
+
+# Manual tests (TEST_F_MANUAL, e.g. 8000_idle) are skipped only when TESTS is
+# unset; a resumed segment sets TESTS, so keep them out of its list.
+MANUAL_TESTS=""
+if [[ -z $ONLY_TESTS ]]; then
+    MANUAL_TESTS=$(python3 - "$TESTS_DIR/test.c" <<'PYEOF'
+import re, sys
+src = open(sys.argv[1]).read()
+print(",".join(sorted({m.group(1) for m in re.finditer(r"_TEST\((\d{4})_\w+,\s*([^,)]*)", src)
+                       if "TEST_F_MANUAL" in m.group(2)})))
+PYEOF
+)
+fi
 
 STATE=$RUN_DIR/results.json
 rm -f "$STATE"
@@ -377,9 +398,11 @@ for seg in $(seq 0 "$MAX_RESUMES"); do
         rc=0; wait $! || rc=$?
         echo "$rc" >"$RUN_DIR/runner.rc"
     ) 2>&1 | tee "$LOG" | progress &
-    wait $! || true
+    PIPE_PID=$!
+    wait "$PIPE_PID" || true
+    PIPE_PID=""
     RC=$(cat "$RUN_DIR/runner.rc" 2>/dev/null || echo 255)
-    PENDING=$(python3 -c "$PARSE_PY" "$STATE" "$REPORT" "$LOG")
+    PENDING=$(python3 -c "$PARSE_PY" "$STATE" "$REPORT" "$LOG" "$MANUAL_TESTS")
     if grep -q "ALL-TESTS: duration" "$LOG"; then
         COMPLETE=1
         break

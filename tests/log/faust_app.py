@@ -14,14 +14,15 @@ import sys
 
 import faust
 
-app = faust.App(
+from services.processing import processor_app
+
+app = processor_app(
     os.environ["FAUST_APP_ID"],
-    broker=f"kafka://{os.environ['KAFKA_BOOTSTRAP_SERVERS']}",
+    bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+    guarantee=os.environ.get("FAUST_GUARANTEE", "at_least_once"),
     store="memory://",
-    processing_guarantee=os.environ.get("FAUST_GUARANTEE", "at_least_once"),
     topic_partitions=1,
-    topic_replication_factor=1,
-    web_enabled=False,
+    datadir=os.environ.get("FAUST_DATADIR", "faust-data"),
     broker_commit_every=50,
     broker_commit_interval=0.5,
     consumer_auto_offset_reset="earliest",
@@ -45,5 +46,5 @@ async def process(stream: faust.StreamT) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = [sys.argv[0], "worker", "--loglevel", "warning"]
+    sys.argv = [sys.argv[0], "worker", "--loglevel", "warn"]
     app.main()

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError as ClientError
 
 from services.log.testing import BrokerProcess
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+    """A broker in its own process, killed at the end of the test whatever happens."""
+    with BrokerProcess(tmp_path / "data") as process:
+        yield process
 
 
 async def _read(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
@@ -33,9 +42,10 @@ async def _read(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
         await consumer.stop()
 
 
-async def test_acknowledged_records_survive_broker_kill_during_produce(tmp_path: Path) -> None:
+async def test_acknowledged_records_survive_broker_kill_during_produce(
+    broker: BrokerProcess,
+) -> None:
     """kill -9 mid-run (acks=all): every acked record is there, offsets contiguous, no dups."""
-    broker = BrokerProcess(tmp_path / "data").start()
     topic = "durable"
     acked: list[bytes] = []
     producer = AIOKafkaProducer(
@@ -81,9 +91,8 @@ async def test_acknowledged_records_survive_broker_kill_during_produce(tmp_path:
     assert set(acked) <= set(values), "an acknowledged record was lost"
 
 
-async def test_topics_configs_and_offsets_survive_kill(tmp_path: Path) -> None:
+async def test_topics_configs_and_offsets_survive_kill(broker: BrokerProcess) -> None:
     """Topics, their configs and committed offsets are back after kill -9 and restart."""
-    broker = BrokerProcess(tmp_path / "data").start()
     bootstrap = broker.bootstrap_servers
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -93,6 +102,7 @@ async def test_topics_configs_and_offsets_survive_kill(tmp_path: Path) -> None:
     await admin.close()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id="g1")
     await consumer.start()
+    consumer.assign([TopicPartition("kept", 2)])
     await consumer.commit({TopicPartition("kept", 2): 42})
     await consumer.stop()
     broker.kill()
@@ -116,9 +126,8 @@ async def test_topics_configs_and_offsets_survive_kill(tmp_path: Path) -> None:
         broker.kill()
 
 
-async def test_torn_tail_is_truncated_not_served(tmp_path: Path) -> None:
+async def test_torn_tail_is_truncated_not_served(broker: BrokerProcess, tmp_path: Path) -> None:
     """Garbage appended to a segment (a torn write) is cut off on restart; data before stays."""
-    broker = BrokerProcess(tmp_path / "data").start()
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
     await producer.start()
     for i in range(10):

@@ -83,6 +83,7 @@ async def _run_crash_scenario(bootstrap: str, tmp_path: Path, guarantee: str) ->
         "FAUST_OUTPUT": sink,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "PYTHONUNBUFFERED": "1",
+        "FAUST_DATADIR": str(tmp_path / "faust-data"),
     }
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
@@ -97,7 +98,10 @@ async def _run_crash_scenario(bootstrap: str, tmp_path: Path, guarantee: str) ->
         async def part_done() -> bool:
             return (await _committed(bootstrap, app_id, source)) > RECORDS // 10
 
-        await eventually(part_done, timeout=90, interval=0.1, what="the worker to make progress")
+        try:
+            await eventually(part_done, timeout=90, interval=0.1, what="the worker's progress")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; worker log:\n{worker.log()}") from None
         worker.kill()
         assert await _committed(bootstrap, app_id, source) < RECORDS, "the crash came too late"
 
@@ -116,7 +120,9 @@ async def _run_crash_scenario(bootstrap: str, tmp_path: Path, guarantee: str) ->
             return any(d.get("dump") == 1 for d in dumps)
 
         try:
-            await eventually(dumped, timeout=120, what=f"the table dump; worker log:\n{worker.log()}")
+            await eventually(dumped, timeout=120, what="the table dump")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; worker log:\n{worker.log()}") from None
         finally:
             await consumer.stop()
         return next(d for d in dumps if d.get("dump") == 1)

@@ -1,0 +1,10 @@
+"""Stateful stream processors: faust-streaming apps wired to NetScript's log.
+
+``processor_app`` builds a ``faust.App`` with NetScript's defaults and with fixes for faust
+weaknesses that would otherwise reach users (see ``_faust_fixes``). Every capability's
+background processor (sagas, jobs, streams) is built with it.
+"""
+
+from services.processing._app import ProcessorApp, processor_app
+
+__all__ = ["ProcessorApp", "processor_app"]
