@@ -44,8 +44,17 @@ def local_graph(*, host: str, log_port: int, data_dir: Path) -> list[ProcessSpec
     return [
         ProcessSpec(
             name="log",
-            args=[*cli, "log", "serve", "--host", host, "--port", str(log_port),
-                  "--data-dir", str(data_dir / "log")],
+            args=[
+                *cli,
+                "log",
+                "serve",
+                "--host",
+                host,
+                "--port",
+                str(log_port),
+                "--data-dir",
+                str(data_dir / "log"),
+            ],
             port=log_port,
         ),
     ]
@@ -67,12 +76,12 @@ async def supervise(specs: list[ProcessSpec], *, host: str, stop: asyncio.Event)
                 console.print(f"[red]{spec.name} did not start listening on {host}:{spec.port}")
                 return 1
             console.print(f"[green]{spec.name}[/] listening on {host}:{spec.port}")
-        console.print(
-            f"KAFKA_BOOTSTRAP_SERVERS={host}:{specs[0].port}  (Ctrl-C stops everything)"
-        )
+        console.print(f"KAFKA_BOOTSTRAP_SERVERS={host}:{specs[0].port}  (Ctrl-C stops everything)")
         exited = asyncio.ensure_future(
-            asyncio.wait([asyncio.ensure_future(p.wait()) for p in processes.values()],
-                         return_when=asyncio.FIRST_COMPLETED)
+            asyncio.wait(
+                [asyncio.ensure_future(p.wait()) for p in processes.values()],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         )
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait([exited, stopped], return_when=asyncio.FIRST_COMPLETED)

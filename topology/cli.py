@@ -11,8 +11,10 @@ import typer
 
 from topology._signals import run_until_signalled
 
-app = typer.Typer(help="NetScript: an event-sourced backend framework on a Kafka-compatible log.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="NetScript: an event-sourced backend framework on a Kafka-compatible log.",
+    no_args_is_help=True,
+)
 log_app = typer.Typer(help="The embedded Kafka-compatible log.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
 

@@ -12,6 +12,7 @@ import enum
 import importlib
 import inspect
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.protocol.api import RequestStruct
 
@@ -202,12 +203,13 @@ def _from_aiokafka() -> dict[tuple[int, int], ApiSchema]:
         "transaction",
     ):
         mod = importlib.import_module(f"aiokafka.protocol.{module}")
-        for _, cls in inspect.getmembers(mod, inspect.isclass):
+        for _, member in inspect.getmembers(mod, inspect.isclass):
             if (
-                issubclass(cls, RequestStruct)
-                and cls is not RequestStruct
-                and isinstance(getattr(cls, "API_VERSION", None), int)
+                issubclass(member, RequestStruct)
+                and member is not RequestStruct
+                and isinstance(getattr(member, "API_VERSION", None), int)
             ):
+                cls: Any = member
                 schema = ApiSchema(cls.SCHEMA, cls.RESPONSE_TYPE.SCHEMA, cls.FLEXIBLE_VERSION)
                 found[(cls.API_KEY, cls.API_VERSION)] = schema
     return found

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
-import os
 import functools
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -105,7 +105,9 @@ class Broker:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def serve(cls, config: BrokerConfig | None = None, **settings: Any) -> AsyncIterator[Broker]:
+    async def serve(
+        cls, config: BrokerConfig | None = None, **settings: Any
+    ) -> AsyncIterator[Broker]:
         """Run a broker for the duration of the block.
 
         ``settings`` override fields of ``config`` (or of the defaults), e.g.

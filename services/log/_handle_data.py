@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,7 @@ async def produce(broker: Broker, ctx: RequestContext, req: Fields) -> Fields | 
                     raise KafkaError(ErrorCode(21), f"acks must be -1, 0 or 1, not {acks}")
                 log = broker.partition_for_write(topic["topic"], part["partition"])
                 if not part["messages"]:
-                    raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "the produce request has no records")
+                    raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "the request has no records")
                 appended = log.append(part["messages"], now_ms=now)
                 touched.append(log)
                 result.update(
@@ -79,10 +80,8 @@ async def fetch(broker: Broker, ctx: RequestContext, req: Fields) -> Fields:
         remaining = deadline - time.monotonic()
         if errors or total >= min_bytes or remaining <= 0 or broker.closing:
             return response
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(appended.wait(), remaining)
-        except TimeoutError:
-            pass
 
 
 def _read_fetch(broker: Broker, req: Fields, read_committed: bool) -> tuple[Fields, int, bool]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from services.log._codec import Fields
-from services.log._errors import ErrorCode, KafkaError
+from services.log._errors import ErrorCode
 from services.log._server import RequestContext
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ async def join_group(broker: Broker, ctx: RequestContext, req: Fields) -> Fields
         protocols=[(p["protocol_name"], p["protocol_metadata"]) for p in req["group_protocols"]],
         session_timeout_ms=session_timeout,
         # v0 has no rebalance timeout: Kafka uses the session timeout for it.
-        rebalance_timeout_ms=req.get("rebalance_timeout", session_timeout),
+        rebalance_timeout_ms=int(req.get("rebalance_timeout") or session_timeout),
         client_id=ctx.client_id,
         client_host=ctx.client_host,
         require_known_member_id=ctx.api_version >= 4,

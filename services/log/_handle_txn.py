@@ -18,10 +18,18 @@ async def init_producer_id(broker: Broker, ctx: RequestContext, req: Fields) -> 
             req["transactional_id"], req["transaction_timeout_ms"]
         )
     except KafkaError as exc:
-        return {"throttle_time_ms": 0, "error_code": exc.code, "producer_id": -1,
-                "producer_epoch": -1}
-    return {"throttle_time_ms": 0, "error_code": 0, "producer_id": producer_id,
-            "producer_epoch": epoch}
+        return {
+            "throttle_time_ms": 0,
+            "error_code": exc.code,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        }
+    return {
+        "throttle_time_ms": 0,
+        "error_code": 0,
+        "producer_id": producer_id,
+        "producer_epoch": epoch,
+    }
 
 
 async def add_partitions_to_txn(broker: Broker, ctx: RequestContext, req: Fields) -> Fields:

@@ -251,9 +251,7 @@ class TransactionCoordinator:
             )
         self._offsets.stage(producer_id, group_id, offsets)
 
-    async def end(
-        self, transactional_id: str, producer_id: int, epoch: int, commit: bool
-    ) -> None:
+    async def end(self, transactional_id: str, producer_id: int, epoch: int, commit: bool) -> None:
         """EndTxn: write the markers, apply or drop the staged offsets."""
         async with self._lock:
             txn = self._check(transactional_id, producer_id, epoch)

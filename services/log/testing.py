@@ -79,9 +79,20 @@ class BrokerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self._log_file, "ab") as out:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "topology.cli", "log", "serve",
-                 "--host", self.host, "--port", str(self.port),
-                 "--data-dir", str(self.data_dir), *self._args],
+                [
+                    sys.executable,
+                    "-m",
+                    "topology.cli",
+                    "log",
+                    "serve",
+                    "--host",
+                    self.host,
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    *self._args,
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -9,7 +9,7 @@ import faust
 from services.processing._faust_fixes import Transport
 
 
-class ProcessorApp(faust.App):  # type: ignore[misc]
+class ProcessorApp(faust.App):
     """A ``faust.App`` whose consumer transport carries NetScript's fixes."""
 
     def _new_transport(self) -> Transport:

@@ -26,7 +26,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.producer import ProducerBuffer
 
 
-class GatedProducerBuffer(ProducerBuffer):  # type: ignore[misc]
+class GatedProducerBuffer(ProducerBuffer):
     """faust's producer buffer, with a gate a commit can close."""
 
     def __post_init__(self) -> None:
@@ -63,7 +63,7 @@ class GatedProducerBuffer(ProducerBuffer):  # type: ignore[misc]
             self._open.set()
 
 
-class Producer(faust_aiokafka.Producer):  # type: ignore[misc]
+class Producer(faust_aiokafka.Producer):
     """faust's aiokafka producer with the gated buffer."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -73,7 +73,7 @@ class Producer(faust_aiokafka.Producer):  # type: ignore[misc]
         self.buffer = buffer
 
 
-class Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+class Consumer(faust_aiokafka.Consumer):
     """faust's aiokafka consumer whose transactional commits drain the buffer first."""
 
     async def _commit_tps(self, tps: Iterable[Any], start_new_transaction: bool) -> bool:
@@ -87,7 +87,7 @@ class Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
             return result
 
 
-class Transport(faust_aiokafka.Transport):  # type: ignore[misc]
+class Transport(faust_aiokafka.Transport):
     """faust's aiokafka transport with NetScript's exactly-once fixes."""
 
     Consumer = Consumer

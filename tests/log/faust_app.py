@@ -8,7 +8,6 @@ worker recovered from the changelogs after a ``kill -9``.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 

@@ -69,9 +69,7 @@ async def test_transactions_commit_and_abort_seen_by_each_isolation_level(
 ) -> None:
     """read_committed sees committed transactions only; read_uncommitted sees everything."""
     await _create_topic(kafka_bootstrap, topic, 1)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, transactional_id=f"txn-{topic}"
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"txn-{topic}")
     await producer.start()
     try:
         async with producer.transaction():
@@ -96,9 +94,7 @@ async def test_open_transaction_holds_back_read_committed_consumers(
 ) -> None:
     """Records after an open transaction stay invisible to read_committed until it ends."""
     await _create_topic(kafka_bootstrap, topic, 1)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, transactional_id=f"txn-{topic}"
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"txn-{topic}")
     await producer.start()
     consumer = AIOKafkaConsumer(
         topic,
@@ -219,7 +215,10 @@ async def test_committed_offsets_resume_a_restarted_group(kafka_bootstrap: str, 
     await producer.stop()
     group = f"g-{topic}"
     first = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, group_id=group, auto_offset_reset="earliest",
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await first.start()
@@ -231,7 +230,10 @@ async def test_committed_offsets_resume_a_restarted_group(kafka_bootstrap: str, 
     await first.stop()
 
     second = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, group_id=group, auto_offset_reset="earliest",
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await second.start()

@@ -13,6 +13,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError as ClientError
 
 from services.log.testing import BrokerProcess
+from tests.log._poll import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -71,13 +72,13 @@ async def test_acknowledged_records_survive_broker_kill_during_produce(
 
     runner = asyncio.create_task(produce_forever())
     try:
-        while len(acked) < 300:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(acked) >= 300, what="300 acknowledged records")
         broker.kill()
         at_kill = list(acked)
         broker.start()
-        while len(acked) < len(at_kill) + 100:
-            await asyncio.sleep(0.01)
+        await eventually(
+            lambda: len(acked) >= len(at_kill) + 100, what="records acknowledged after restart"
+        )
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
@@ -96,9 +97,7 @@ async def test_topics_configs_and_offsets_survive_kill(broker: BrokerProcess) ->
     bootstrap = broker.bootstrap_servers
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
-    await admin.create_topics(
-        [NewTopic("kept", 3, 1, topic_configs={"cleanup.policy": "compact"})]
-    )
+    await admin.create_topics([NewTopic("kept", 3, 1, topic_configs={"cleanup.policy": "compact"})])
     await admin.close()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id="g1")
     await consumer.start()

@@ -108,7 +108,9 @@ async def _run_crash_scenario(bootstrap: str, tmp_path: Path, guarantee: str) ->
         worker.start()
         await producer.send_and_wait(source, json.dumps({"dump": 1}).encode())
         consumer = AIOKafkaConsumer(
-            sink, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+            sink,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
         await consumer.start()

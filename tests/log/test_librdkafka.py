@@ -57,9 +57,7 @@ def test_confluent_transactions(kafka_bootstrap: str, topic: str) -> None:
     """confluent-kafka transactions: the aborted one is invisible to read_committed."""
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
-    producer = Producer(
-        {"bootstrap.servers": kafka_bootstrap, "transactional.id": f"tx-{topic}"}
-    )
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": f"tx-{topic}"})
     producer.init_transactions(30)
     producer.begin_transaction()
     producer.produce(topic, b"keep-1", partition=0)
@@ -91,7 +89,7 @@ def test_confluent_admin_topic_configs(kafka_bootstrap: str, topic: str) -> None
     assert configs["retention.ms"].value == "1000"
     assert configs["segment.bytes"].is_default
     bad = NewTopic(f"{topic}-bad", 1, 1, config={"no.such.key": "1"})
-    with pytest.raises(KafkaException, match="no.such.key"):
+    with pytest.raises(KafkaException, match=r"no\.such\.key"):
         admin.create_topics([bad])[f"{topic}-bad"].result(30)
     metadata = admin.list_topics(timeout=30)
     assert len(metadata.topics[topic].partitions) == 3
@@ -122,12 +120,18 @@ def test_kcat_metadata_produce_and_consume(kafka_bootstrap: str, topic: str) -> 
     )
     listing = subprocess.run(
         [kcat, "-b", kafka_bootstrap, "-L", "-t", topic],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     assert "1 brokers:" in listing
     assert f'topic "{topic}" with 1 partitions' in listing
     consumed = subprocess.run(
         [kcat, "-b", kafka_bootstrap, "-C", "-t", topic, "-e", "-f", "%o %s\\n"],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout.splitlines()
     assert consumed == [f"{i} line-{i}" for i in range(100)]

@@ -68,7 +68,8 @@ async def test_api_versions_v3_is_flexible_with_an_empty_tag_buffer(broker: Brok
     assert throttle == 0
     assert reply[pos + 4 :] == b"\x00"
     assert advertised == {int(k): v for k, v in API_VERSIONS.items()}
-    assert advertised[0] == (3, 8) and advertised[1] == (4, 11)
+    assert advertised[0] == (3, 8)
+    assert advertised[1] == (4, 11)
 
 
 async def test_newer_api_versions_gets_unsupported_version_with_the_v0_list(
