@@ -59,7 +59,7 @@ def log_serve(
     ] = True,
 ) -> None:
     """Serve the Kafka protocol from a durable data directory until SIGINT/SIGTERM."""
-    from services.log import Broker, BrokerConfig
+    from services.log import Broker, BrokerConfig, LogError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = BrokerConfig.from_env(
@@ -78,7 +78,11 @@ def log_serve(
             typer.echo(f"log listening on {broker.bootstrap_servers} (data in {data_dir})")
             await stop.wait()
 
-    run_until_signalled(main)
+    try:
+        run_until_signalled(main)
+    except LogError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

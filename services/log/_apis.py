@@ -14,7 +14,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka.protocol.api import RequestStruct
+from aiokafka.protocol.api import RequestStruct, Response
 
 from services.log._codec import (
     Array,
@@ -190,7 +190,8 @@ class ApiSchema:
 
 
 def _from_aiokafka() -> dict[tuple[int, int], ApiSchema]:
-    found: dict[tuple[int, int], ApiSchema] = {}
+    requests: dict[tuple[int, int], Any] = {}
+    responses: dict[tuple[int, int], Any] = {}
     for module in (
         "admin",
         "commit",
@@ -204,14 +205,19 @@ def _from_aiokafka() -> dict[tuple[int, int], ApiSchema]:
     ):
         mod = importlib.import_module(f"aiokafka.protocol.{module}")
         for _, member in inspect.getmembers(mod, inspect.isclass):
-            if (
-                issubclass(member, RequestStruct)
-                and member is not RequestStruct
-                and isinstance(getattr(member, "API_VERSION", None), int)
-            ):
-                cls: Any = member
-                schema = ApiSchema(cls.SCHEMA, cls.RESPONSE_TYPE.SCHEMA, cls.FLEXIBLE_VERSION)
-                found[(cls.API_KEY, cls.API_VERSION)] = schema
+            cls: Any = member
+            if not isinstance(getattr(cls, "API_VERSION", None), int):
+                continue
+            if issubclass(cls, RequestStruct) and cls is not RequestStruct:
+                requests[(cls.API_KEY, cls.API_VERSION)] = cls
+            elif issubclass(cls, Response):
+                responses[(cls.API_KEY, cls.API_VERSION)] = cls
+    found: dict[tuple[int, int], ApiSchema] = {}
+    for key, cls in requests.items():
+        # Pair by (api, version) rather than trusting RESPONSE_TYPE: aiokafka points
+        # DescribeGroups v3 at the v2 response, which lacks authorized_operations.
+        response = responses.get(key, cls.RESPONSE_TYPE)
+        found[key] = ApiSchema(cls.SCHEMA, response.SCHEMA, cls.FLEXIBLE_VERSION)
     return found
 
 

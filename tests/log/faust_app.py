@@ -23,6 +23,9 @@ app = processor_app(
     topic_partitions=1,
     datadir=os.environ.get("FAUST_DATADIR", "faust-data"),
     broker_commit_every=50,
+    # A killed worker's partitions move after its session times out; keep that short.
+    broker_session_timeout=8,
+    broker_heartbeat_interval=1,
     broker_commit_interval=0.5,
     consumer_auto_offset_reset="earliest",
 )

@@ -202,6 +202,7 @@ async def test_group_of_three_rebalances_on_leave_and_on_kill(
         assert time.monotonic() - started < 6, "leave waited for the session timeout"
     finally:
         external.kill()
+        external.wait()
         await first.stop()
         await second.stop()
 

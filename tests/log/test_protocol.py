@@ -1,0 +1,150 @@
+"""Fetch, ListOffsets and Metadata semantics, seen through real clients' requests."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.protocol.metadata import MetadataRequest
+from confluent_kafka.admin import AdminClient
+
+from services.log import Broker
+
+ONE_MB = 1024 * 1024
+
+
+async def _produce(bootstrap: str, topic: str, values: list[bytes], **kwargs: object) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kwargs)  # type: ignore[arg-type]
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
+
+
+async def _fetch(
+    client: AIOKafkaClient,
+    topic: str,
+    offset: int,
+    *,
+    max_wait_ms: int,
+    min_bytes: int = 1,
+    partition_max_bytes: int = ONE_MB,
+) -> tuple[int, int, bytes]:
+    """One Fetch request; returns (error code, high watermark, record bytes)."""
+    request = FetchRequest(
+        max_wait_ms, min_bytes, 50 * ONE_MB, 0, [(topic, [(0, offset, partition_max_bytes)])]
+    )
+    response = await client.send(client.get_random_node(), request)
+    partition = response.topics[0][1][0]
+    return partition[1], partition[2], partition[-1]
+
+
+async def test_fetch_long_poll_wakes_when_data_arrives(kafka_bootstrap: str, topic: str) -> None:
+    """A fetch waiting on an empty partition is answered as soon as a record is appended."""
+    await _produce(kafka_bootstrap, topic, [b"first"])
+    client = AIOKafkaClient(bootstrap_servers=kafka_bootstrap)
+    await client.bootstrap()
+    try:
+        waiting = asyncio.ensure_future(_fetch(client, topic, 1, max_wait_ms=60_000))
+        await asyncio.sleep(0)  # the request is on the wire before the record is produced
+        await _produce(kafka_bootstrap, topic, [b"second"])
+        error, high_watermark, records = await asyncio.wait_for(waiting, 20)
+        assert error == 0
+        assert high_watermark == 2
+        assert b"second" in records
+    finally:
+        await client.close()
+
+
+async def test_fetch_below_min_bytes_returns_what_it_has_after_max_wait(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    """min_bytes not reached: the broker answers at max_wait with the data it has."""
+    await _produce(kafka_bootstrap, topic, [b"only"])
+    client = AIOKafkaClient(bootstrap_servers=kafka_bootstrap)
+    await client.bootstrap()
+    try:
+        error, _, records = await _fetch(client, topic, 0, max_wait_ms=300, min_bytes=10 * ONE_MB)
+        assert error == 0
+        assert b"only" in records
+    finally:
+        await client.close()
+
+
+async def test_fetch_returns_at_least_one_batch_and_errors_past_the_end(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    """max_bytes=1 still yields the first whole batch; an offset past the end is out of range."""
+    await _produce(kafka_bootstrap, topic, [b"a" * 500, b"b" * 500])
+    client = AIOKafkaClient(bootstrap_servers=kafka_bootstrap)
+    await client.bootstrap()
+    try:
+        error, _, records = await _fetch(client, topic, 0, max_wait_ms=0, partition_max_bytes=1)
+        assert error == 0
+        assert b"a" * 500 in records
+        assert b"b" * 500 not in records
+        error, _, records = await _fetch(client, topic, 5, max_wait_ms=0)
+        assert error == 1  # OFFSET_OUT_OF_RANGE
+        assert records == b""
+    finally:
+        await client.close()
+
+
+async def test_list_offsets_by_timestamp(kafka_bootstrap: str, topic: str) -> None:
+    """offsets_for_times finds the first record at or after a timestamp."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    for i, ts in enumerate((1_000, 2_000, 3_000)):
+        await producer.send_and_wait(topic, str(i).encode(), timestamp_ms=ts)
+    await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        found = await consumer.offsets_for_times({tp: 1_500})
+        assert (found[tp].offset, found[tp].timestamp) == (1, 2_000)
+        assert (await consumer.offsets_for_times({tp: 9_000}))[tp] is None
+        assert (await consumer.beginning_offsets([tp]))[tp] == 0
+        assert (await consumer.end_offsets([tp]))[tp] == 3
+    finally:
+        await consumer.stop()
+
+
+async def test_metadata_reports_node_id_and_advertised_listener(tmp_path: object) -> None:
+    """Metadata names the configured node id and advertised host/port, not the bind address."""
+    from pathlib import Path
+
+    async with Broker.serve(
+        port=0,
+        data_dir=Path(str(tmp_path)) / "log",
+        node_id=7,
+        advertised_host="localhost",
+    ) as broker:
+        port = int(broker.bootstrap_servers.rsplit(":", 1)[1])
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+        metadata = await asyncio.to_thread(admin.list_topics, timeout=20)
+        assert list(metadata.brokers) == [7]
+        assert (metadata.brokers[7].host, metadata.brokers[7].port) == ("localhost", port)
+        assert metadata.controller_id == 7
+
+
+async def test_auto_create_can_be_turned_off(tmp_path: object) -> None:
+    """With auto-creation off, metadata for an unknown topic is UNKNOWN_TOPIC_OR_PARTITION."""
+    from pathlib import Path
+
+    async with Broker.serve(
+        port=0, data_dir=Path(str(tmp_path)) / "log", auto_create_topics=False
+    ) as broker:
+        client = AIOKafkaClient(bootstrap_servers=broker.bootstrap_servers)
+        await client.bootstrap()
+        try:
+            response = await client.send(client.get_random_node(), MetadataRequest(["nope"]))
+            topics = response.topics
+            assert topics[0][0] == 3
+            assert "nope" not in broker.catalog.topics
+        finally:
+            await client.close()

@@ -1,0 +1,70 @@
+"""The ``netscript`` command line: ``up`` runs the graph, SIGTERM stops it cleanly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from services.log.testing import free_port, wait_for_port
+
+
+def test_up_starts_the_log_reports_it_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """`netscript up` serves the embedded log, prints its address, and exits 0 on SIGTERM."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "topology.cli",
+            "up",
+            "--log-port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port("127.0.0.1", port)
+        from confluent_kafka.admin import AdminClient
+
+        metadata = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(timeout=20)
+        assert list(metadata.brokers) == [0]
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, output
+    assert f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{port}" in output
+    assert (tmp_path / "data" / "log" / "meta").is_dir()
+
+
+def test_log_serve_rejects_a_data_dir_in_use(tmp_path: Path) -> None:
+    """A second broker on the same data directory fails with a message saying what to do."""
+    from services.log.testing import BrokerProcess
+
+    with BrokerProcess(tmp_path / "data"):
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "topology.cli",
+                "log",
+                "serve",
+                "--port",
+                str(free_port()),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert second.returncode != 0
+    assert "in use by another broker" in second.stderr
