@@ -268,3 +268,50 @@ async def test_every_acks_setting_stores_the_records(
         await producer.stop()
     seen = await _read_all(kafka_bootstrap, topic, expected=20)
     assert [v for _, v in seen] == [str(i).encode() for i in range(20)]
+
+
+async def test_abandoned_transaction_is_aborted_after_its_timeout_and_fenced(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    """A transaction left open past transaction.timeout.ms is aborted; its producer is fenced."""
+    await _create_topic(kafka_bootstrap, topic, 1)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap,
+        transactional_id=f"txn-{topic}",
+        transaction_timeout_ms=1500,
+    )
+    await producer.start()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, isolation_level="read_committed"
+    )
+    await consumer.start()
+    tp = TopicPartition(topic, 0)
+    try:
+        await producer.begin_transaction()
+        await producer.send_and_wait(topic, b"abandoned")
+        assert (await consumer.end_offsets([tp]))[tp] == 0  # held back by the open txn
+
+        async def aborted() -> bool:
+            # The abort marker moves the last stable offset past the record and the marker.
+            return (await consumer.end_offsets([tp]))[tp] == 2
+
+        await eventually(aborted, timeout=30, what="the coordinator to abort the transaction")
+        with pytest.raises(Exception, match="(?i)fenced|epoch|invalid"):
+            await producer.commit_transaction()
+        # Read committed from the start to the end: the aborted record never shows.
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        seen: list[bytes] = []
+
+        async def at_end() -> bool:
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                seen.extend(r.value for r in records)
+            return await consumer.position(tp) >= 2
+
+        await eventually(at_end, what="the committed reader to pass the aborted record")
+        assert seen == []
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    everything = await _read_all(kafka_bootstrap, topic, expected=1)
+    assert [v for _, v in everything] == [b"abandoned"]
