@@ -57,6 +57,12 @@ def log_serve(
     auto_create_topics: Annotated[
         bool, typer.Option(help="Create unknown topics on metadata and produce requests.")
     ] = True,
+    flush_interval_ms: Annotated[
+        int, typer.Option(help="Longest time an acks=0/1 write waits for its fsync.")
+    ] = 1000,
+    cleaner_interval_ms: Annotated[
+        int, typer.Option(help="How often retention and compaction run.")
+    ] = 30_000,
 ) -> None:
     """Serve the Kafka protocol from a durable data directory until SIGINT/SIGTERM."""
     from services.log import Broker, BrokerConfig, LogError
@@ -71,6 +77,8 @@ def log_serve(
         advertised_port=advertised_port,
         default_partitions=default_partitions,
         auto_create_topics=auto_create_topics,
+        flush_interval_ms=flush_interval_ms,
+        cleaner_interval_ms=cleaner_interval_ms,
     )
 
     async def main(stop: asyncio.Event) -> None:

@@ -162,6 +162,50 @@ class Probe:
         return self._t1 - self._t0, self._after.cpu_s - self._before.cpu_s, self._after.hwm_mb
 
 
+class DeferredSignals:
+    """SIGINT and SIGTERM as exceptions, held back while a child process is being started.
+
+    An exception raised inside ``Popen()`` would leave a started child without an owner (nobody
+    holds its pid to stop it), so ``deferred()`` records a signal and raises it on leaving,
+    once the child is assigned and the caller's ``finally`` can stop it.
+    """
+
+    def __init__(self) -> None:
+        self._deferring = False
+        self._pending: int | None = None
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._deferring:
+            self._pending = signum
+            return
+        self._raise(signum)
+
+    @staticmethod
+    def _raise(signum: int) -> NoReturn:
+        # Both unwind through the finally blocks that stop brokers and kcat.
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            if self._pending is not None:
+                signum, self._pending = self._pending, None
+                self._raise(signum)
+
+
+SIGNALS = DeferredSignals()
+
+
 # --- brokers -------------------------------------------------------------------------------------
 
 
@@ -170,8 +214,8 @@ def run_ours(workdir: Path) -> Iterator[RunningBroker]:
     """Our broker (``netscript log serve``) as a child process on a fresh data directory."""
     process = BrokerProcess(workdir / "data", host=HOST, log_file=workdir / "ours.log")
     try:
-        # Inside the try: an interrupt while it starts up must still stop the process.
-        process.start()
+        with SIGNALS.deferred():
+            process.start()
         yield RunningBroker(name="ours", pid=process.pid, bootstrap=process.bootstrap_servers)
     finally:
         process.stop(timeout=30)
@@ -192,7 +236,7 @@ def run_tansu(workdir: Path) -> Iterator[RunningBroker]:
     workdir.mkdir(parents=True, exist_ok=True)
     process: subprocess.Popen[bytes] | None = None
     try:
-        with open(workdir / "tansu.log", "ab") as log:
+        with SIGNALS.deferred(), open(workdir / "tansu.log", "ab") as log:
             process = subprocess.Popen(
                 [
                     binary,
@@ -349,20 +393,24 @@ def run_kcat(
         out = files.enter_context(open(stdout, "wb"))
         err = files.enter_context(open(stderr_path, "wb"))
         probe.start()
-        # run() kills kcat on a timeout or an interrupt, so no kcat outlives the benchmark.
-        completed = subprocess.run(
-            ["kcat", *args],
-            stdin=stdin_file,
-            stdout=out,
-            stderr=err,
-            env=env,
-            timeout=PHASE_TIMEOUT_S,
-            check=False,
-        )
+        with SIGNALS.deferred():
+            process = subprocess.Popen(
+                ["kcat", *args], stdin=stdin_file, stdout=out, stderr=err, env=env
+            )
+        try:
+            returncode = process.wait(PHASE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise BenchmarkError(
+                f"kcat {' '.join(args)} still runs after {PHASE_TIMEOUT_S}s"
+            ) from None
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         probe.stop()
-    if completed.returncode != 0:
+    if returncode != 0:
         raise BenchmarkError(
-            f"kcat {' '.join(args)} exited with {completed.returncode}: "
+            f"kcat {' '.join(args)} exited with {returncode}: "
             + stderr_path.read_text(errors="replace")[-2000:]
         )
 
@@ -614,14 +662,9 @@ def write_lines(path: Path, records: int) -> None:
             )
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
-    # SystemExit unwinds through the finally blocks that stop brokers and kcat.
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    SIGNALS.install()
     console = Console(width=max(Console().width, 180))
     if "kcat" in args.clients and shutil.which("kcat") is None:
         console.print("[red]error:[/red] kcat is not installed: `apt-get install kcat`")

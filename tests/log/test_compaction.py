@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -82,3 +83,37 @@ def test_null_key_on_a_compacted_topic_is_rejected(kafka_bootstrap: str, topic: 
     producer.flush(30)
     assert outcomes[0][0] == ConfluentError.INVALID_RECORD
     assert outcomes[1] == (None, 0)
+
+
+async def test_background_cleaner_applies_time_retention(tmp_path: Path) -> None:
+    """With retention.ms passed, the broker's own cleaner drops old segments and moves the start."""
+    from aiokafka.admin import AIOKafkaAdminClient as Admin
+
+    from services.log.testing import BrokerProcess
+    from tests.log._poll import eventually
+
+    with BrokerProcess(tmp_path / "data", args=("--cleaner-interval-ms", "100")) as broker:
+        bootstrap = broker.bootstrap_servers
+        admin = Admin(bootstrap_servers=bootstrap)
+        await admin.start()
+        await admin.create_topics(
+            [NewTopic("aging", 1, 1, topic_configs={"retention.ms": "1", "segment.bytes": "1024"})]
+        )
+        await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        for i in range(100):
+            await producer.send_and_wait("aging", b"x" * 100, timestamp_ms=1000 + i)
+        await producer.stop()
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await consumer.start()
+        tp = TopicPartition("aging", 0)
+        try:
+
+            async def trimmed() -> bool:
+                return (await consumer.beginning_offsets([tp]))[tp] > 0
+
+            await eventually(trimmed, what="retention to delete the old segments")
+            assert (await consumer.end_offsets([tp]))[tp] == 100
+        finally:
+            await consumer.stop()
