@@ -314,3 +314,67 @@ async def test_abandoned_transaction_is_aborted_after_its_timeout_and_fenced(
         await producer.stop()
     everything = await _read_all(kafka_bootstrap, topic, expected=1)
     assert [v for _, v in everything] == [b"abandoned"]
+
+
+async def test_static_member_restart_keeps_its_partitions_without_a_rebalance(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    """A restarted static member (group.instance.id) gets its partitions back; no rebalance."""
+    from aiokafka.abc import ConsumerRebalanceListener
+
+    await _create_topic(kafka_bootstrap, topic, 4)
+    group = f"g-{topic}"
+
+    class Recorder(ConsumerRebalanceListener):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.assignments: list[set[int]] = []
+
+        async def on_partitions_revoked(self, revoked: object) -> None:
+            pass
+
+        async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+            self.assignments.append({tp.partition for tp in assigned})
+
+    def member(instance: str) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=kafka_bootstrap,
+            group_id=group,
+            group_instance_id=instance,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=500,
+        )
+
+    first, second = member("a"), member("b")
+    watcher = Recorder()
+    first.subscribe([topic])
+    second.subscribe([topic], listener=watcher)
+    await first.start()
+    await second.start()
+    restarted = member("a")
+    try:
+
+        async def split() -> bool:
+            await asyncio.gather(first.getmany(timeout_ms=50), second.getmany(timeout_ms=50))
+            a = {tp.partition for tp in first.assignment()}
+            b = {tp.partition for tp in second.assignment()}
+            return len(a) == 2 and len(b) == 2 and not a & b
+
+        await eventually(split, timeout=40, what="a two-way split")
+        before = {tp.partition for tp in first.assignment()}
+        rebalances_seen = len(watcher.assignments)
+        await first.stop()  # a static member does not leave the group when it stops
+        restarted.subscribe([topic])
+        await restarted.start()
+
+        async def back() -> bool:
+            await asyncio.gather(restarted.getmany(timeout_ms=50), second.getmany(timeout_ms=50))
+            return {tp.partition for tp in restarted.assignment()} == before
+
+        await eventually(back, timeout=40, what="the restarted member's old partitions")
+        # Three heartbeat intervals: a rebalance would have reached the other member by now.
+        await second.getmany(timeout_ms=1500)
+        assert len(watcher.assignments) == rebalances_seen, "the other member was rebalanced"
+    finally:
+        await restarted.stop()
+        await second.stop()
+        await first.stop()
