@@ -111,9 +111,9 @@ def _read_fetch(broker: Broker, req: Fields, read_committed: bool) -> tuple[Fiel
                     log_start_offset=log.log_start_offset,
                 )
                 upper = log.last_stable_offset if read_committed else log.log_end_offset
-                # The response limit is soft for the first data found (so a batch larger than
-                # the limit can still be consumed) and hard after that.
-                limit = min(part["max_bytes"], budget) if total else part["max_bytes"]
+                # Both limits are soft for the first batch of the response (so a batch larger
+                # than them can still be consumed) and hard after that (KIP-74).
+                limit = min(part["max_bytes"], budget)
                 if limit > 0 or total == 0:
                     data = log.read(offset, max(limit, 1), upper_bound=upper)
                     if read_committed and data:

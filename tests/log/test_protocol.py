@@ -33,10 +33,11 @@ async def _fetch(
     max_wait_ms: int,
     min_bytes: int = 1,
     partition_max_bytes: int = ONE_MB,
+    max_bytes: int = 50 * ONE_MB,
 ) -> tuple[int, int, bytes]:
     """One Fetch request; returns (error code, high watermark, record bytes)."""
     request = FetchRequest(
-        max_wait_ms, min_bytes, 50 * ONE_MB, 0, [(topic, [(0, offset, partition_max_bytes)])]
+        max_wait_ms, min_bytes, max_bytes, 0, [(topic, [(0, offset, partition_max_bytes)])]
     )
     response = await client.send(client.get_random_node(), request)
     partition = response.topics[0][1][0]
@@ -90,6 +91,25 @@ async def test_fetch_returns_at_least_one_batch_and_errors_past_the_end(
         error, _, records = await _fetch(client, topic, 5, max_wait_ms=0)
         assert error == 1  # OFFSET_OUT_OF_RANGE
         assert records == b""
+    finally:
+        await client.close()
+
+
+async def test_fetch_response_limit_bounds_a_large_partition_limit(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    """fetch.max.bytes caps the response even when the partition limit is far larger."""
+    big = [bytes([65 + i]) * 600_000 for i in range(3)]
+    await _produce(kafka_bootstrap, topic, big, max_request_size=2 * ONE_MB)
+    client = AIOKafkaClient(bootstrap_servers=kafka_bootstrap)
+    await client.bootstrap()
+    try:
+        error, _, records = await _fetch(
+            client, topic, 0, max_wait_ms=0, partition_max_bytes=20 * ONE_MB, max_bytes=ONE_MB
+        )
+        assert error == 0
+        assert big[0] in records
+        assert len(records) < ONE_MB
     finally:
         await client.close()
 
