@@ -78,7 +78,7 @@ API_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.DESCRIBE_GROUPS: (0, 3),
     ApiKey.LIST_GROUPS: (0, 2),
     ApiKey.API_VERSIONS: (0, 3),
-    ApiKey.CREATE_TOPICS: (0, 3),
+    ApiKey.CREATE_TOPICS: (0, 4),
     ApiKey.DELETE_TOPICS: (0, 3),
     ApiKey.DELETE_RECORDS: (0, 1),
     ApiKey.INIT_PRODUCER_ID: (0, 1),
@@ -98,6 +98,8 @@ _SAME_AS: dict[tuple[ApiKey, int], tuple[ApiKey, int]] = {
     (ApiKey.JOIN_GROUP, 3): (ApiKey.JOIN_GROUP, 2),
     (ApiKey.JOIN_GROUP, 4): (ApiKey.JOIN_GROUP, 2),
     (ApiKey.SYNC_GROUP, 2): (ApiKey.SYNC_GROUP, 1),
+    # v4 only relaxes semantics: -1 partitions / replication factor mean the default (KIP-464).
+    (ApiKey.CREATE_TOPICS, 4): (ApiKey.CREATE_TOPICS, 3),
     (ApiKey.INIT_PRODUCER_ID, 1): (ApiKey.INIT_PRODUCER_ID, 0),
     (ApiKey.ADD_PARTITIONS_TO_TXN, 1): (ApiKey.ADD_PARTITIONS_TO_TXN, 0),
     (ApiKey.ADD_OFFSETS_TO_TXN, 1): (ApiKey.ADD_OFFSETS_TO_TXN, 0),

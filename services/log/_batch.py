@@ -291,4 +291,9 @@ def iter_records(batch: bytes | bytearray | memoryview) -> Iterator[Record]:
 
 def has_null_key(batch: bytes | bytearray | memoryview) -> bool:
     """Whether any record of the batch has a null key (forbidden on compacted topics)."""
-    return any(key is None for _o, _t, key, _v, _h in iter_records(batch))
+    return bool(null_key_indexes(batch))
+
+
+def null_key_indexes(batch: bytes | bytearray | memoryview) -> list[int]:
+    """Positions within the batch of the records whose key is null."""
+    return [index for index, (_o, _t, key, _v, _h) in enumerate(iter_records(batch)) if key is None]

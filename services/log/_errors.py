@@ -88,7 +88,15 @@ class KafkaError(LogError):
     error a Kafka broker would give.
     """
 
-    def __init__(self, code: ErrorCode, message: str = "") -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str = "",
+        *,
+        record_errors: list[tuple[int, str]] | None = None,
+    ) -> None:
         super().__init__(f"{code.name}: {message}" if message else code.name)
         self.code = code
         self.message = message
+        # (index in batch, reason) of the records at fault, for Produce v8 (KIP-467).
+        self.record_errors = record_errors or []

@@ -56,7 +56,14 @@ async def produce(broker: Broker, ctx: RequestContext, req: Fields) -> Fields | 
                     log_start_offset=appended.log_start_offset,
                 )
             except KafkaError as exc:
-                result.update(error_code=exc.code, error_message=exc.message or None)
+                result.update(
+                    error_code=exc.code,
+                    error_message=exc.message or None,
+                    record_errors=[
+                        {"batch_index": index, "batch_index_error_message": reason}
+                        for index, reason in exc.record_errors
+                    ],
+                )
             results.append(result)
         topics.append({"topic": topic["topic"], "partitions": results})
     if touched:

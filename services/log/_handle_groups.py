@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from services.log._codec import Fields
-from services.log._errors import ErrorCode
+from services.log._errors import ErrorCode, KafkaError
 from services.log._server import RequestContext
 
 if TYPE_CHECKING:
@@ -132,24 +132,36 @@ async def delete_groups(broker: Broker, ctx: RequestContext, req: Fields) -> Fie
 
 
 async def offset_commit(broker: Broker, ctx: RequestContext, req: Fields) -> Fields:
-    offsets = {
-        (t["topic"], p["partition"]): (p["offset"], p["metadata"] or "")
-        for t in req["topics"]
-        for p in t["partitions"]
-    }
-    error = broker.groups.commit_offsets(
-        group_id=req["consumer_group"],
-        generation_id=req["consumer_group_generation_id"],
-        member_id=req["consumer_id"],
-        offsets=offsets,
-    )
+    errors: dict[tuple[str, int], ErrorCode] = {}
+    offsets: dict[tuple[str, int], tuple[int, str]] = {}
+    for t in req["topics"]:
+        for p in t["partitions"]:
+            key = (t["topic"], p["partition"])
+            try:
+                broker.catalog.partition(*key)
+            except KafkaError as exc:
+                errors[key] = exc.code  # Kafka refuses offsets for partitions it does not have
+                continue
+            offsets[key] = (p["offset"], p["metadata"] or "")
+    if offsets:
+        error = broker.groups.commit_offsets(
+            group_id=req["consumer_group"],
+            generation_id=req["consumer_group_generation_id"],
+            member_id=req["consumer_id"],
+            offsets=offsets,
+        )
+        errors.update(dict.fromkeys(offsets, error))
     return {
         "throttle_time_ms": 0,
         "topics": [
             {
                 "topic": t["topic"],
                 "partitions": [
-                    {"partition": p["partition"], "error_code": error} for p in t["partitions"]
+                    {
+                        "partition": p["partition"],
+                        "error_code": errors[(t["topic"], p["partition"])],
+                    }
+                    for p in t["partitions"]
                 ],
             }
             for t in req["topics"]

@@ -19,8 +19,8 @@ from services.log import _compaction
 from services.log._batch import (
     BatchHeader,
     control_batch,
-    has_null_key,
     iter_records,
+    null_key_indexes,
     parse_header,
     set_base_offset,
     split_batches,
@@ -170,11 +170,13 @@ class PartitionLog:
                     ErrorCode.INVALID_RECORD,
                     "clients may not write control batches; end transactions via EndTxn",
                 )
-            if self.config.compact and has_null_key(batch):
+            keyless = null_key_indexes(batch) if self.config.compact else []
+            if keyless:
+                message = "compacted topics need a key on every record"
                 raise KafkaError(
                     ErrorCode.INVALID_RECORD,
-                    "compacted topics need a key on every record; set a key or use a topic "
-                    "with cleanup.policy=delete",
+                    f"{message}; set a key or use a topic with cleanup.policy=delete",
+                    record_errors=[(index, message) for index in keyless],
                 )
         headers = [header for header, _ in batches]
         self._txns.check(headers)

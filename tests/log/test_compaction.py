@@ -117,3 +117,33 @@ async def test_background_cleaner_applies_time_retention(tmp_path: Path) -> None
             assert (await consumer.end_offsets([tp]))[tp] == 100
         finally:
             await consumer.stop()
+
+
+async def test_keyless_records_are_named_in_the_produce_response(broker: Broker) -> None:
+    """Produce v8 names the keyless record of a rejected batch by its index (KIP-467)."""
+    import asyncio
+    import struct
+
+    from aiokafka.protocol.produce import ProduceRequest_v8, ProduceResponse_v8
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    broker.catalog.create("keyed-v8", 1, {"cleanup.policy": "compact"})
+    builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, 1 << 20)
+    builder.append(0, 1, b"a", b"first", [])
+    builder.append(1, 1, None, b"keyless", [])
+    builder.append(2, 1, b"c", b"third", [])
+    request = ProduceRequest_v8(None, 1, 10_000, [("keyed-v8", [(0, bytes(builder.build()))])])
+    header = struct.pack(">hhih", 0, 8, 1, 4) + b"test"
+    frame = header + request.encode()
+    host, port = broker.bootstrap_servers.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(struct.pack(">i", len(frame)) + frame)
+    (size,) = struct.unpack(">i", await reader.readexactly(4))
+    payload = await reader.readexactly(size)
+    writer.close()
+    response = ProduceResponse_v8.decode(payload[4:])
+    partition = response.topics[0][1][0]
+    assert partition[1] == 87  # INVALID_RECORD
+    assert [index for index, _ in partition[5]] == [1]
+    assert "key" in partition[6]
+    assert broker.catalog.partition("keyed-v8", 0).log_end_offset == 0

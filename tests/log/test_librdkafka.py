@@ -135,3 +135,18 @@ def test_kcat_metadata_produce_and_consume(kafka_bootstrap: str, topic: str) -> 
         timeout=60,
     ).stdout.splitlines()
     assert consumed == [f"{i} line-{i}" for i in range(100)]
+
+
+def test_commit_for_an_unknown_topic_fails_per_partition(kafka_bootstrap: str) -> None:
+    """Offsets for partitions the broker does not have are refused, not stored."""
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "unknown-commit"})
+    missing = f"missing-{uuid.uuid4().hex[:8]}"
+    try:
+        with pytest.raises(KafkaException) as failed:
+            consumer.commit(
+                offsets=[TopicPartition(missing, 0, 5), TopicPartition(missing, 1, 5)],
+                asynchronous=False,
+            )
+        assert failed.value.args[0].code() == 3  # UNKNOWN_TOPIC_OR_PART
+    finally:
+        consumer.close()
