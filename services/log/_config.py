@@ -24,6 +24,9 @@ class TopicConfig:
     delete_retention_ms: int = DAY_MS
     min_compaction_lag_ms: int = 0
     max_message_bytes: int = 1024 * 1024 + 12
+    # Kafka topic configs this broker accepts and reports but does not act on (replication,
+    # message format, flush tuning, ...), so tools that set them keep working.
+    accepted: tuple[tuple[str, str], ...] = ()
 
     @property
     def compact(self) -> bool:
@@ -35,7 +38,9 @@ class TopicConfig:
 
     def to_kafka(self) -> dict[str, str]:
         """The settings as Kafka's string-valued config map."""
-        return {key: str(getattr(self, attr)) for key, attr in _KEYS.items()}
+        values = {key: str(getattr(self, attr)) for key, attr in _KEYS.items()}
+        values.update(self.accepted)
+        return values
 
     def with_kafka(self, changes: Mapping[str, str | None]) -> TopicConfig:
         """A copy with Kafka-named settings applied (``None`` resets to the default).
@@ -44,8 +49,16 @@ class TopicConfig:
         """
         defaults = TopicConfig()
         updates: dict[str, Any] = {}
+        accepted = dict(self.accepted)
         for key, raw in changes.items():
             attr = _KEYS.get(key)
+            if attr is None and key in ACCEPTED_TOPIC_CONFIG_KEYS:
+                if raw is None:
+                    accepted.pop(key, None)
+                else:
+                    accepted[key] = raw
+                updates["accepted"] = tuple(sorted(accepted.items()))
+                continue
             if attr is None:
                 raise KafkaError(
                     ErrorCode.INVALID_CONFIG,
@@ -80,7 +93,33 @@ _KEYS: dict[str, str] = {
     "min.compaction.lag.ms": "min_compaction_lag_ms",
     "max.message.bytes": "max_message_bytes",
 }
-TOPIC_CONFIG_KEYS = frozenset(_KEYS)
+# Real Kafka topic configs that have no effect on a single-node broker of this design.
+ACCEPTED_TOPIC_CONFIG_KEYS = frozenset(
+    {
+        "compression.type",
+        "file.delete.delay.ms",
+        "flush.messages",
+        "flush.ms",
+        "follower.replication.throttled.replicas",
+        "index.interval.bytes",
+        "leader.replication.throttled.replicas",
+        "max.compaction.lag.ms",
+        "message.downconversion.enable",
+        "message.format.version",
+        "message.timestamp.after.max.ms",
+        "message.timestamp.before.max.ms",
+        "message.timestamp.difference.max.ms",
+        "message.timestamp.type",
+        "min.cleanable.dirty.ratio",
+        "min.insync.replicas",
+        "preallocate",
+        "segment.index.bytes",
+        "segment.jitter.ms",
+        "segment.ms",
+        "unclean.leader.election.enable",
+    }
+)
+TOPIC_CONFIG_KEYS = frozenset(_KEYS) | ACCEPTED_TOPIC_CONFIG_KEYS
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
