@@ -72,7 +72,7 @@ API_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.OFFSET_FETCH: (1, 3),
     ApiKey.FIND_COORDINATOR: (0, 1),
     ApiKey.JOIN_GROUP: (0, 5),
-    ApiKey.HEARTBEAT: (0, 1),
+    ApiKey.HEARTBEAT: (0, 3),
     ApiKey.LEAVE_GROUP: (0, 1),
     ApiKey.SYNC_GROUP: (0, 3),
     ApiKey.DESCRIBE_GROUPS: (0, 3),
@@ -98,6 +98,7 @@ _SAME_AS: dict[tuple[ApiKey, int], tuple[ApiKey, int]] = {
     (ApiKey.JOIN_GROUP, 3): (ApiKey.JOIN_GROUP, 2),
     (ApiKey.JOIN_GROUP, 4): (ApiKey.JOIN_GROUP, 2),
     (ApiKey.SYNC_GROUP, 2): (ApiKey.SYNC_GROUP, 1),
+    (ApiKey.HEARTBEAT, 2): (ApiKey.HEARTBEAT, 1),
     # v4 only relaxes semantics: -1 partitions / replication factor mean the default (KIP-464).
     (ApiKey.CREATE_TOPICS, 4): (ApiKey.CREATE_TOPICS, 3),
     (ApiKey.INIT_PRODUCER_ID, 1): (ApiKey.INIT_PRODUCER_ID, 0),
@@ -180,6 +181,16 @@ _LIST_OFFSETS_V4_REQUEST = Schema(
 )
 
 
+# Heartbeat v3 adds the static member's group.instance.id (KIP-345): without it a fenced
+# static member only hears UNKNOWN_MEMBER_ID and rejoins instead of stopping.
+_HEARTBEAT_V3_REQUEST = Schema(
+    ("group", String("utf-8")),
+    ("generation_id", Int32),
+    ("member_id", String("utf-8")),
+    ("group_instance_id", String("utf-8")),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ApiSchema:
     """The request and response layout of one API version."""
@@ -230,6 +241,9 @@ def _build() -> dict[tuple[int, int], ApiSchema]:
     )
     known[(ApiKey.INCREMENTAL_ALTER_CONFIGS, 0)] = ApiSchema(
         _INCREMENTAL_ALTER_CONFIGS_V0_REQUEST, _INCREMENTAL_ALTER_CONFIGS_V0_RESPONSE
+    )
+    known[(ApiKey.HEARTBEAT, 3)] = ApiSchema(
+        _HEARTBEAT_V3_REQUEST, known[(ApiKey.HEARTBEAT, 1)].response
     )
     for version in (4, 5):
         known[(ApiKey.LIST_OFFSETS, version)] = ApiSchema(

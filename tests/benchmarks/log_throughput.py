@@ -44,11 +44,11 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -56,6 +56,8 @@ from rich.console import Console
 from rich.table import Table
 
 from services.log.testing import BrokerProcess, free_port, wait_for_port
+
+T = TypeVar("T")
 
 HOST = "127.0.0.1"
 CLIENTS = ("aiokafka", "kcat")
@@ -163,11 +165,12 @@ class Probe:
 
 
 class DeferredSignals:
-    """SIGINT and SIGTERM as exceptions, held back while a child process is being started.
+    """SIGINT and SIGTERM as exceptions, held back while a child process starts or stops.
 
-    An exception raised inside ``Popen()`` would leave a started child without an owner (nobody
-    holds its pid to stop it), so ``deferred()`` records a signal and raises it on leaving,
-    once the child is assigned and the caller's ``finally`` can stop it.
+    An exception raised inside ``Popen()`` or ``wait()`` would leave a child without an owner
+    (nobody holds its pid any more to stop it), so ``deferred()`` records a signal and raises it
+    on leaving, once the child is assigned (and the caller's ``finally`` can stop it) or reaped.
+    Inside an event loop, ``run_async`` turns them into cancellation instead.
     """
 
     def __init__(self) -> None:
@@ -182,10 +185,10 @@ class DeferredSignals:
         if self._deferring:
             self._pending = signum
             return
-        self._raise(signum)
+        self.raise_for(signum)
 
     @staticmethod
-    def _raise(signum: int) -> NoReturn:
+    def raise_for(signum: int) -> NoReturn:
         # Both unwind through the finally blocks that stop brokers and kcat.
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
@@ -200,10 +203,42 @@ class DeferredSignals:
             self._deferring = False
             if self._pending is not None:
                 signum, self._pending = self._pending, None
-                self._raise(signum)
+                self.raise_for(signum)
 
 
 SIGNALS = DeferredSignals()
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` with a deadline, where SIGINT/SIGTERM cancel the phase cleanly.
+
+    An exception raised by a signal handler in the middle of aiokafka's internals leaves tasks
+    that never finish cancelling (``asyncio.run`` then hangs); cancelling the main task lets the
+    clients' ``stop()`` run while the broker is still up.
+    """
+    received: list[int] = []
+
+    async def guarded() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            task.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        return await asyncio.wait_for(coro, PHASE_TIMEOUT_S)
+
+    try:
+        return asyncio.run(guarded())
+    except asyncio.CancelledError:
+        if received:
+            SIGNALS.raise_for(received[0])
+        raise
+    finally:
+        SIGNALS.install()  # closing the loop reset both signals to their defaults
 
 
 # --- brokers -------------------------------------------------------------------------------------
@@ -218,7 +253,8 @@ def run_ours(workdir: Path) -> Iterator[RunningBroker]:
             process.start()
         yield RunningBroker(name="ours", pid=process.pid, bootstrap=process.bootstrap_servers)
     finally:
-        process.stop(timeout=30)
+        with SIGNALS.deferred():
+            process.stop(timeout=30)
 
 
 @contextlib.contextmanager
@@ -256,12 +292,13 @@ def run_tansu(workdir: Path) -> Iterator[RunningBroker]:
         yield RunningBroker(name="tansu", pid=process.pid, bootstrap=f"{HOST}:{port}")
     finally:
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            with SIGNALS.deferred():
+                process.terminate()
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 BROKER_RUNNERS: dict[str, Callable[[Path], contextlib.AbstractContextManager[RunningBroker]]] = {
@@ -405,8 +442,9 @@ def run_kcat(
             ) from None
         finally:
             if process.poll() is None:
-                process.kill()
-                process.wait()
+                with SIGNALS.deferred():
+                    process.kill()
+                    process.wait()
         probe.stop()
     if returncode != 0:
         raise BenchmarkError(
@@ -463,12 +501,7 @@ def run_cell(
 
         produce, consume = Probe(broker.pid), Probe(broker.pid)
         if client == "aiokafka":
-            asyncio.run(
-                asyncio.wait_for(
-                    aiokafka_produce(broker.bootstrap, topic, workload.values, acks, produce),
-                    PHASE_TIMEOUT_S,
-                )
-            )
+            run_async(aiokafka_produce(broker.bootstrap, topic, workload.values, acks, produce))
             produced_bytes = n * AIOKAFKA_VALUE_BYTES
         else:
             run_kcat(
@@ -496,11 +529,7 @@ def run_cell(
         record("produce", produce, produced_bytes)
 
         if client == "aiokafka":
-            consumed_bytes = asyncio.run(
-                asyncio.wait_for(
-                    aiokafka_consume(broker.bootstrap, topic, n, consume), PHASE_TIMEOUT_S
-                )
-            )
+            consumed_bytes = run_async(aiokafka_consume(broker.bootstrap, topic, n, consume))
         else:
             offsets_file = workdir / "kcat-consume.out"
             run_kcat(
@@ -572,8 +601,8 @@ def report(
                     _metric(tansu, lambda p: p.records_per_s, ",.0f"),
                     _metric(tansu, lambda p: p.mb_per_s, ".1f"),
                     _fmt(ratio, ".2f"),
-                    _metric(ours, lambda p: p.cpu_s, ".1f"),
-                    _metric(tansu, lambda p: p.cpu_s, ".1f"),
+                    _metric(ours, lambda p: p.cpu_s, ".2f"),
+                    _metric(tansu, lambda p: p.cpu_s, ".2f"),
                     _metric(ours, lambda p: p.peak_mb, ".0f"),
                     _metric(tansu, lambda p: p.peak_mb, ".0f"),
                 )
@@ -707,7 +736,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         console.print(
                             f"  {client:8} acks={acks:3} {broker_name:5} {phase.direction:7} "
                             f"{phase.records_per_s:>11,.0f} rec/s {phase.mb_per_s:6.1f} MB/s "
-                            f"cpu {phase.cpu_s:5.1f} s peak {phase.peak_mb:5.0f} MB"
+                            f"cpu {phase.cpu_s:5.2f} s peak {phase.peak_mb:5.0f} MB"
                         )
         report(console, phases, args.clients, args.acks, errors)
     finally:

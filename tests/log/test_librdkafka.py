@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError as ConfluentError
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -150,3 +151,40 @@ def test_commit_for_an_unknown_topic_fails_per_partition(kafka_bootstrap: str) -
         assert failed.value.args[0].code() == 3  # UNKNOWN_TOPIC_OR_PART
     finally:
         consumer.close()
+
+
+def test_second_static_member_with_the_same_instance_id_fences_the_first(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    """Two consumers claiming one group.instance.id: the older one is fenced (fatal)."""
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+    config = {
+        "bootstrap.servers": kafka_bootstrap,
+        "group.id": f"g-{topic}",
+        "group.instance.id": "the-one",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 200,
+    }
+    first, second = Consumer(config), Consumer(config)
+    first.subscribe([topic])
+    try:
+        deadline = time.monotonic() + 30
+        while not first.assignment() and time.monotonic() < deadline:
+            first.poll(0.2)
+        assert first.assignment()
+        second.subscribe([topic])
+        fenced = None
+        deadline = time.monotonic() + 30
+        while fenced is None and time.monotonic() < deadline:
+            second.poll(0.1)
+            message = first.poll(0.1)
+            if message is not None and message.error():
+                fenced = message.error()
+        assert fenced is not None, "the first member was never told it was fenced"
+        # librdkafka raises it as a fatal error whose text carries the broker's FENCED_INSTANCE_ID.
+        assert fenced.code() == ConfluentError._FATAL
+        assert "fenced by other consumer with same group.instance.id" in fenced.str()
+    finally:
+        second.close()
+        first.close()
