@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from services.log._apis import API_VERSIONS
@@ -12,6 +13,8 @@ from services.log._server import RequestContext
 
 if TYPE_CHECKING:
     from services.log._broker import Broker
+
+log = logging.getLogger("netscript.log")
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
@@ -84,12 +87,16 @@ async def create_topics(broker: Broker, ctx: RequestContext, req: Fields) -> Fie
                 count = len(spec["replica_assignment"])
             elif count == -1:
                 count = broker.config.default_partitions
-            if spec["replication_factor"] not in (-1, 1) and not spec["replica_assignment"]:
+            factor = spec["replication_factor"]
+            if factor == 0 or factor < -1:
                 raise KafkaError(
                     ErrorCode.INVALID_REPLICATION_FACTOR,
-                    f"replication factor {spec['replication_factor']} is larger than the one "
-                    "available broker; use 1 (or -1 for the default)",
+                    f"replication factor must be positive (or -1 for the default), not {factor}",
                 )
+            if factor > 1:
+                # Topic definitions written for a production cluster (factor 3) must still
+                # work on the single-node log; every partition simply has one replica here.
+                log.info("topic %r asks for %d replicas; a single node keeps one", name, factor)
             configs = {c["config_key"]: c["config_value"] for c in spec["configs"]}
             broker.catalog.create(
                 name, count, configs, validate_only=bool(req.get("validate_only"))

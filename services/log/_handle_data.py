@@ -122,7 +122,9 @@ def _read_fetch(broker: Broker, req: Fields, read_committed: bool) -> tuple[Fiel
                 # than them can still be consumed) and hard after that (KIP-74).
                 limit = min(part["max_bytes"], budget)
                 if limit > 0 or total == 0:
-                    data = log.read(offset, max(limit, 1), upper_bound=upper)
+                    data = log.read(
+                        offset, max(limit, 1), upper_bound=upper, at_least_one=total == 0
+                    )
                     if read_committed and data:
                         result["aborted_transactions"] = [
                             {"producer_id": pid, "first_offset": first}

@@ -274,13 +274,22 @@ class PartitionLog:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int, *, upper_bound: int | None = None) -> bytes:
+    def read(
+        self,
+        offset: int,
+        max_bytes: int,
+        *,
+        upper_bound: int | None = None,
+        at_least_one: bool = True,
+    ) -> bytes:
         """Whole batches from the one containing ``offset``, about ``max_bytes`` of them.
 
         The first batch is returned even when larger than ``max_bytes``, so consumers always
-        progress; no batch starting at or after ``upper_bound`` (the LSO for read_committed)
-        is returned. ``offset == log_end_offset`` gives ``b""``. Raises
-        ``KafkaError(OFFSET_OUT_OF_RANGE)`` outside ``[log_start_offset, log_end_offset]``.
+        progress — unless ``at_least_one`` is false (a later partition of a Fetch response,
+        where the response limit is hard): then nothing larger than ``max_bytes`` is. No batch
+        starting at or after ``upper_bound`` (the LSO for read_committed) is returned.
+        ``offset == log_end_offset`` gives ``b""``. Raises ``KafkaError(OFFSET_OUT_OF_RANGE)``
+        outside ``[log_start_offset, log_end_offset]``.
         """
         self._check_open()
         end = self.log_end_offset
@@ -303,7 +312,8 @@ class PartitionLog:
             pos, header = found
             if header.base_offset >= bound:
                 break
-            length = min(segment.size - pos, budget if chunks else max(budget, header.size))
+            soft = at_least_one and not chunks
+            length = min(segment.size - pos, max(budget, header.size) if soft else budget)
             if length < header.size:
                 break
             data = segment.read(pos, length)

@@ -652,3 +652,10 @@ def test_kill_9_keeps_every_synced_batch(tmp_path: Path) -> None:
     assert offsets == list(range(log.log_end_offset))
     assert values == [b"%d" % i for i in range(log.log_end_offset)]
     log.close()
+
+
+def test_read_without_at_least_one_never_exceeds_max_bytes(log: PartitionLog) -> None:
+    """A later partition of a Fetch gets nothing rather than a batch over the response limit."""
+    log.append(make_batch([b"x" * 1000]), now_ms=0)
+    assert log.read(0, 10, at_least_one=False) == b""
+    assert len(log.read(0, 10)) > 1000

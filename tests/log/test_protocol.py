@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.protocol.metadata import MetadataRequest
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from services.log import Broker
 
@@ -110,6 +110,31 @@ async def test_fetch_response_limit_bounds_a_large_partition_limit(
         assert error == 0
         assert big[0] in records
         assert len(records) < ONE_MB
+    finally:
+        await client.close()
+
+
+async def test_fetch_response_limit_is_hard_after_the_first_batch(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    """A second partition's batch that would overflow fetch.max.bytes is left for later."""
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    await asyncio.to_thread(lambda: admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, max_request_size=2 * ONE_MB)
+    await producer.start()
+    for partition in (0, 1):
+        await producer.send_and_wait(topic, bytes([65 + partition]) * 600_000, partition=partition)
+    await producer.stop()
+    client = AIOKafkaClient(bootstrap_servers=kafka_bootstrap)
+    await client.bootstrap()
+    try:
+        wanted = [(topic, [(0, 0, 20 * ONE_MB), (1, 0, 20 * ONE_MB)])]
+        response = await client.send(
+            client.get_random_node(), FetchRequest(0, 1, ONE_MB, 0, wanted)
+        )
+        sizes = {p[0]: len(p[-1]) for p in response.topics[0][1]}
+        assert sizes[0] > 600_000
+        assert sizes[1] == 0
     finally:
         await client.close()
 
