@@ -417,6 +417,10 @@ for seg in $(seq 0 "$MAX_RESUMES"); do
     wait $! || true
     RC=$(cat "$RUN_DIR/runner.rc" 2>/dev/null || echo 255)
     PENDING=$(python3 -c "$PARSE_PY" "$STATE" "$REPORT" "$LOG" "$MANUAL_TESTS")
+    if [[ -n $ONLY_TESTS && -n $PENDING ]]; then
+        # Resume only within the tests that were asked for.
+        PENDING=$(python3 -c 'import sys; only = set(sys.argv[1].split(",")); print(",".join(t for t in sys.argv[2].split(",") if t[:4] in only))' "$ONLY_TESTS" "$PENDING")
+    fi
     if grep -q "ALL-TESTS: duration" "$LOG"; then
         COMPLETE=1
         break
