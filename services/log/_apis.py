@@ -68,8 +68,8 @@ API_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.FETCH: (4, 11),
     ApiKey.LIST_OFFSETS: (0, 5),
     ApiKey.METADATA: (0, 5),
-    ApiKey.OFFSET_COMMIT: (2, 3),
-    ApiKey.OFFSET_FETCH: (1, 3),
+    ApiKey.OFFSET_COMMIT: (2, 7),
+    ApiKey.OFFSET_FETCH: (1, 5),
     ApiKey.FIND_COORDINATOR: (0, 1),
     ApiKey.JOIN_GROUP: (0, 5),
     ApiKey.HEARTBEAT: (0, 3),
@@ -85,7 +85,7 @@ API_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.ADD_PARTITIONS_TO_TXN: (0, 1),
     ApiKey.ADD_OFFSETS_TO_TXN: (0, 1),
     ApiKey.END_TXN: (0, 1),
-    ApiKey.TXN_OFFSET_COMMIT: (0, 1),
+    ApiKey.TXN_OFFSET_COMMIT: (0, 2),
     ApiKey.DESCRIBE_CONFIGS: (0, 2),
     ApiKey.ALTER_CONFIGS: (0, 1),
     ApiKey.CREATE_PARTITIONS: (0, 1),
@@ -99,6 +99,8 @@ _SAME_AS: dict[tuple[ApiKey, int], tuple[ApiKey, int]] = {
     (ApiKey.JOIN_GROUP, 4): (ApiKey.JOIN_GROUP, 2),
     (ApiKey.SYNC_GROUP, 2): (ApiKey.SYNC_GROUP, 1),
     (ApiKey.HEARTBEAT, 2): (ApiKey.HEARTBEAT, 1),
+    (ApiKey.OFFSET_COMMIT, 4): (ApiKey.OFFSET_COMMIT, 3),
+    (ApiKey.OFFSET_FETCH, 4): (ApiKey.OFFSET_FETCH, 3),
     # v4 only relaxes semantics: -1 partitions / replication factor mean the default (KIP-464).
     (ApiKey.CREATE_TOPICS, 4): (ApiKey.CREATE_TOPICS, 3),
     (ApiKey.INIT_PRODUCER_ID, 1): (ApiKey.INIT_PRODUCER_ID, 0),
@@ -191,6 +193,57 @@ _HEARTBEAT_V3_REQUEST = Schema(
 )
 
 
+# Committed offsets carry the leader epoch of the record before them from OffsetCommit v6,
+# OffsetFetch v5 and TxnOffsetCommit v2 on (KIP-320), which clients use to detect truncation.
+def _commit_partitions(*, epoch: bool) -> Array:
+    fields: list[tuple[str, Any]] = [("partition", Int32), ("offset", Int64)]
+    if epoch:
+        fields.append(("committed_leader_epoch", Int32))
+    fields.append(("metadata", String("utf-8")))
+    return Array(("topic", String("utf-8")), ("partitions", Array(*fields)))
+
+
+def _offset_commit_request(version: int) -> Schema:
+    fields: list[tuple[str, Any]] = [
+        ("consumer_group", String("utf-8")),
+        ("consumer_group_generation_id", Int32),
+        ("consumer_id", String("utf-8")),
+    ]
+    if version >= 7:
+        fields.append(("group_instance_id", String("utf-8")))
+    fields.append(("topics", _commit_partitions(epoch=version >= 6)))
+    return Schema(*fields)
+
+
+_OFFSET_FETCH_V5_RESPONSE = Schema(
+    ("throttle_time_ms", Int32),
+    (
+        "topics",
+        Array(
+            ("topic", String("utf-8")),
+            (
+                "partitions",
+                Array(
+                    ("partition", Int32),
+                    ("offset", Int64),
+                    ("committed_leader_epoch", Int32),
+                    ("metadata", String("utf-8")),
+                    ("error_code", Int16),
+                ),
+            ),
+        ),
+    ),
+    ("error_code", Int16),
+)
+_TXN_OFFSET_COMMIT_V2_REQUEST = Schema(
+    ("transactional_id", String("utf-8")),
+    ("group_id", String("utf-8")),
+    ("producer_id", Int64),
+    ("producer_epoch", Int16),
+    ("topics", _commit_partitions(epoch=True)),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ApiSchema:
     """The request and response layout of one API version."""
@@ -241,6 +294,17 @@ def _build() -> dict[tuple[int, int], ApiSchema]:
     )
     known[(ApiKey.INCREMENTAL_ALTER_CONFIGS, 0)] = ApiSchema(
         _INCREMENTAL_ALTER_CONFIGS_V0_REQUEST, _INCREMENTAL_ALTER_CONFIGS_V0_RESPONSE
+    )
+    commit_response = known[(ApiKey.OFFSET_COMMIT, 3)].response
+    for version in (5, 6, 7):
+        known[(ApiKey.OFFSET_COMMIT, version)] = ApiSchema(
+            _offset_commit_request(version), commit_response
+        )
+    known[(ApiKey.OFFSET_FETCH, 5)] = ApiSchema(
+        known[(ApiKey.OFFSET_FETCH, 3)].request, _OFFSET_FETCH_V5_RESPONSE
+    )
+    known[(ApiKey.TXN_OFFSET_COMMIT, 2)] = ApiSchema(
+        _TXN_OFFSET_COMMIT_V2_REQUEST, known[(ApiKey.TXN_OFFSET_COMMIT, 0)].response
     )
     known[(ApiKey.HEARTBEAT, 3)] = ApiSchema(
         _HEARTBEAT_V3_REQUEST, known[(ApiKey.HEARTBEAT, 1)].response

@@ -133,7 +133,7 @@ async def delete_groups(broker: Broker, ctx: RequestContext, req: Fields) -> Fie
 
 async def offset_commit(broker: Broker, ctx: RequestContext, req: Fields) -> Fields:
     errors: dict[tuple[str, int], ErrorCode] = {}
-    offsets: dict[tuple[str, int], tuple[int, str]] = {}
+    offsets: dict[tuple[str, int], tuple[int, str, int]] = {}
     for t in req["topics"]:
         for p in t["partitions"]:
             key = (t["topic"], p["partition"])
@@ -142,13 +142,18 @@ async def offset_commit(broker: Broker, ctx: RequestContext, req: Fields) -> Fie
             except KafkaError as exc:
                 errors[key] = exc.code  # Kafka refuses offsets for partitions it does not have
                 continue
-            offsets[key] = (p["offset"], p["metadata"] or "")
+            offsets[key] = (
+                p["offset"],
+                p["metadata"] or "",
+                p.get("committed_leader_epoch", -1),
+            )
     if offsets:
         error = broker.groups.commit_offsets(
             group_id=req["consumer_group"],
             generation_id=req["consumer_group_generation_id"],
             member_id=req["consumer_id"],
             offsets=offsets,
+            group_instance_id=req.get("group_instance_id"),
         )
         errors.update(dict.fromkeys(offsets, error))
     return {
@@ -176,11 +181,12 @@ async def offset_fetch(broker: Broker, ctx: RequestContext, req: Fields) -> Fiel
     )
     found = broker.groups.fetch_offsets(group_id=req["consumer_group"], partitions=partitions)
     by_topic: dict[str, list[Fields]] = {}
-    for (topic, partition), (offset, meta) in sorted(found.items()):
+    for (topic, partition), (offset, meta, epoch) in sorted(found.items()):
         by_topic.setdefault(topic, []).append(
             {
                 "partition": partition,
                 "offset": offset,
+                "committed_leader_epoch": epoch,
                 "metadata": meta,
                 "error_code": ErrorCode.NONE,
             }

@@ -76,7 +76,11 @@ async def end_txn(broker: Broker, ctx: RequestContext, req: Fields) -> Fields:
 
 async def txn_offset_commit(broker: Broker, ctx: RequestContext, req: Fields) -> Fields:
     offsets = {
-        (t["topic"], p["partition"]): (p["offset"], p["metadata"] or "")
+        (t["topic"], p["partition"]): (
+            p["offset"],
+            p["metadata"] or "",
+            p.get("committed_leader_epoch", -1),
+        )
         for t in req["topics"]
         for p in t["partitions"]
     }

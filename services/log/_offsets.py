@@ -22,10 +22,11 @@ from services.log._errors import BrokerClosedError, StorageError
 from services.log._journal import Entry, Journal
 
 TopicPartition = tuple[str, int]
-OffsetAndMetadata = tuple[int, str]
+# (offset, metadata, leader epoch of the record at offset-1, or -1 when the client sent none)
+OffsetAndMetadata = tuple[int, str, int]
 Offsets = dict[TopicPartition, OffsetAndMetadata]
 
-NO_OFFSET: OffsetAndMetadata = (-1, "")
+NO_OFFSET: OffsetAndMetadata = (-1, "", -1)
 """What ``fetch`` answers for a partition the group never committed (Kafka's convention)."""
 
 
@@ -208,17 +209,20 @@ class OffsetStore:
 
 def _encode(offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> list[list[Any]]:
     return [
-        [topic, partition, offset, metadata]
-        for (topic, partition), (offset, metadata) in offsets.items()
+        [topic, partition, offset, metadata, epoch]
+        for (topic, partition), (offset, metadata, epoch) in offsets.items()
     ]
 
 
 def _decode(raw: Any) -> Offsets:
     offsets: Offsets = {}
-    for topic, partition, offset, metadata in raw:
+    for entry in raw:
+        # Entries written before leader epochs were kept have four fields.
+        topic, partition, offset, metadata, *rest = entry
         if not isinstance(topic, str) or not isinstance(metadata, str):
             raise TypeError("topic and metadata must be strings")
-        offsets[(topic, _int(partition))] = (_int(offset), metadata)
+        epoch = _int(rest[0]) if rest else -1
+        offsets[(topic, _int(partition))] = (_int(offset), metadata, epoch)
     return offsets
 
 

@@ -240,7 +240,7 @@ class TransactionCoordinator:
         producer_id: int,
         epoch: int,
         group_id: str,
-        offsets: dict[tuple[str, int], tuple[int, str]],
+        offsets: dict[tuple[str, int], tuple[int, str, int]],
     ) -> None:
         """TxnOffsetCommit: offsets become visible only if the transaction commits."""
         txn = self._check(transactional_id, producer_id, epoch)

@@ -469,7 +469,7 @@ async def test_static_member_rejoins_without_rebalance_and_fences_its_old_id(
         generation_id=1,
         member_id=second.member_id,
         group_instance_id="b",
-        offsets={("t", 0): (5, "")},
+        offsets={("t", 0): (5, "", -1)},
     )
     assert stale_commit is ErrorCode.FENCED_INSTANCE_ID
 
@@ -505,20 +505,24 @@ async def test_static_member_leave_removes_it(
 async def test_commit_and_fetch_offsets(coordinator: GroupCoordinator, clock: FakeClock) -> None:
     """Committed offsets come back with their metadata; unknown partitions answer -1."""
     simple = coordinator.commit_offsets(
-        group_id="tools", generation_id=-1, member_id="", offsets={("t", 0): (42, "note")}
+        group_id="tools", generation_id=-1, member_id="", offsets={("t", 0): (42, "note", -1)}
     )
     assert simple is ErrorCode.NONE
     fetched = coordinator.fetch_offsets(group_id="tools", partitions=[("t", 0), ("t", 1)])
-    assert fetched == {("t", 0): (42, "note"), ("t", 1): (-1, "")}
-    assert coordinator.fetch_offsets(group_id="tools", partitions=None) == {("t", 0): (42, "note")}
+    assert fetched == {("t", 0): (42, "note", -1), ("t", 1): (-1, "", -1)}
+    assert coordinator.fetch_offsets(group_id="tools", partitions=None) == {
+        ("t", 0): (42, "note", -1)
+    }
     assert coordinator.fetch_offsets(group_id="nobody", partitions=None) == {}
 
     (member,) = await form_group(coordinator, clock, 1)
     ok = coordinator.commit_offsets(
-        group_id=GROUP, generation_id=1, member_id=member.member_id, offsets={("t", 3): (7, "")}
+        group_id=GROUP, generation_id=1, member_id=member.member_id, offsets={("t", 3): (7, "", -1)}
     )
     assert ok is ErrorCode.NONE
-    assert coordinator.fetch_offsets(group_id=GROUP, partitions=[("t", 3)]) == {("t", 3): (7, "")}
+    assert coordinator.fetch_offsets(group_id=GROUP, partitions=[("t", 3)]) == {
+        ("t", 3): (7, "", -1)
+    }
     cases = [
         (-1, "", ErrorCode.UNKNOWN_MEMBER_ID),  # no simple commits while the group has members
         (1, "ghost", ErrorCode.UNKNOWN_MEMBER_ID),
@@ -529,14 +533,16 @@ async def test_commit_and_fetch_offsets(coordinator: GroupCoordinator, clock: Fa
             group_id=GROUP,
             generation_id=generation,
             member_id=member_id,
-            offsets={("t", 3): (9, "")},
+            offsets={("t", 3): (9, "", -1)},
         )
         assert error is expected
     unknown_group = coordinator.commit_offsets(
-        group_id="missing", generation_id=3, member_id="m", offsets={("t", 0): (1, "")}
+        group_id="missing", generation_id=3, member_id="m", offsets={("t", 0): (1, "", -1)}
     )
     assert unknown_group is ErrorCode.ILLEGAL_GENERATION
-    assert coordinator.fetch_offsets(group_id=GROUP, partitions=[("t", 3)]) == {("t", 3): (7, "")}
+    assert coordinator.fetch_offsets(group_id=GROUP, partitions=[("t", 3)]) == {
+        ("t", 3): (7, "", -1)
+    }
 
 
 async def test_commits_during_a_rebalance(coordinator: GroupCoordinator, clock: FakeClock) -> None:
@@ -550,7 +556,7 @@ async def test_commits_during_a_rebalance(coordinator: GroupCoordinator, clock: 
             group_id=GROUP,
             generation_id=joined.generation_id,
             member_id=joined.member_id,
-            offsets={("t", 0): (1, "")},
+            offsets={("t", 0): (1, "", -1)},
         )
 
     assert commit(member) is ErrorCode.NONE  # consumers commit before revoking partitions
@@ -564,7 +570,7 @@ async def test_list_describe_and_delete_groups(
 ) -> None:
     """Groups with only offsets are listed as Empty; only empty groups can be deleted."""
     coordinator.commit_offsets(
-        group_id="tools", generation_id=-1, member_id="", offsets={("t", 0): (1, "")}
+        group_id="tools", generation_id=-1, member_id="", offsets={("t", 0): (1, "", -1)}
     )
     (member,) = await form_group(coordinator, clock, 1)
     assert coordinator.list_groups() == [(GROUP, "consumer"), ("tools", "")]
@@ -617,39 +623,42 @@ def test_offsets_survive_reopen_and_a_torn_tail(tmp_path: Path) -> None:
     """Offsets committed before a crash are replayed; a half-written entry is dropped."""
     path = tmp_path / "offsets.journal"
     with OffsetStore.open(path) as store:
-        store.commit("g", {("t", 0): (10, "a"), ("t", 1): (20, "")})
-        store.commit("g", {("t", 0): (11, "b")})
+        store.commit("g", {("t", 0): (10, "a", -1), ("t", 1): (20, "", -1)})
+        store.commit("g", {("t", 0): (11, "b", -1)})
     with path.open("ab") as journal:
         journal.write(b'0badc0de {"op":"commit","group":"g","offs')
     with OffsetStore.open(path) as store:
-        assert store.fetch("g") == {("t", 0): (11, "b"), ("t", 1): (20, "")}
-        store.commit("h", {("u", 0): (1, "")})
+        assert store.fetch("g") == {("t", 0): (11, "b", -1), ("t", 1): (20, "", -1)}
+        store.commit("h", {("u", 0): (1, "", -1)})
     with OffsetStore.open(path) as store:
         assert store.groups() == {"g", "h"}
         store.delete_group("g")
     with OffsetStore.open(path) as store:
         assert store.groups() == {"h"}
-        assert store.fetch("g", [("t", 0)]) == {("t", 0): (-1, "")}
+        assert store.fetch("g", [("t", 0)]) == {("t", 0): (-1, "", -1)}
 
 
 def test_staged_offsets_apply_only_when_the_transaction_commits(tmp_path: Path) -> None:
     """Transactional offsets are invisible until commit, durable meanwhile, dropped on abort."""
     path = tmp_path / "offsets.journal"
     with OffsetStore.open(path) as store:
-        store.commit("g", {("t", 0): (5, "")})
-        store.stage(7, "g", {("t", 0): (9, "txn")})
-        store.stage(8, "g", {("t", 1): (3, "aborted")})
-        assert store.fetch("g") == {("t", 0): (5, "")}
+        store.commit("g", {("t", 0): (5, "", -1)})
+        store.stage(7, "g", {("t", 0): (9, "txn", -1)})
+        store.stage(8, "g", {("t", 1): (3, "aborted", -1)})
+        assert store.fetch("g") == {("t", 0): (5, "", -1)}
         assert store.staged("g") == {("t", 0), ("t", 1)}
     with OffsetStore.open(path) as store:
-        assert store.fetch("g") == {("t", 0): (5, "")}
+        assert store.fetch("g") == {("t", 0): (5, "", -1)}
         store.complete(8, commit=False)
         store.complete(7, commit=True)
         store.complete(7, commit=True)  # a retried EndTxn changes nothing
-        assert store.fetch("g") == {("t", 0): (9, "txn")}
+        assert store.fetch("g") == {("t", 0): (9, "txn", -1)}
         assert store.staged("g") == set()
     with OffsetStore.open(path) as store:
-        assert store.fetch("g", [("t", 0), ("t", 1)]) == {("t", 0): (9, "txn"), ("t", 1): (-1, "")}
+        assert store.fetch("g", [("t", 0), ("t", 1)]) == {
+            ("t", 0): (9, "txn", -1),
+            ("t", 1): (-1, "", -1),
+        }
 
 
 def test_journal_is_compacted_when_it_grows(tmp_path: Path) -> None:
@@ -657,14 +666,14 @@ def test_journal_is_compacted_when_it_grows(tmp_path: Path) -> None:
     path = tmp_path / "offsets.journal"
     with OffsetStore.open(path, compact_after=10_000) as store:
         for offset in range(50):
-            store.commit("g", {("t", 0): (offset, "")})
-        store.stage(1, "g", {("t", 1): (3, "")})
+            store.commit("g", {("t", 0): (offset, "", -1)})
+        store.stage(1, "g", {("t", 1): (3, "", -1)})
     grown = path.stat().st_size
     with OffsetStore.open(path, compact_after=10) as store:
         assert path.stat().st_size < grown / 10
-        assert store.fetch("g") == {("t", 0): (49, "")}
+        assert store.fetch("g") == {("t", 0): (49, "", -1)}
         store.complete(1, commit=True)
-        assert store.fetch("g") == {("t", 0): (49, ""), ("t", 1): (3, "")}
+        assert store.fetch("g") == {("t", 0): (49, "", -1), ("t", 1): (3, "", -1)}
 
 
 def test_closed_store_refuses_use(tmp_path: Path) -> None:
@@ -673,7 +682,7 @@ def test_closed_store_refuses_use(tmp_path: Path) -> None:
     store.close()
     store.close()
     with pytest.raises(BrokerClosedError):
-        store.commit("g", {("t", 0): (1, "")})
+        store.commit("g", {("t", 0): (1, "", -1)})
     with pytest.raises(BrokerClosedError):
         store.fetch("g")
 

@@ -188,3 +188,32 @@ def test_second_static_member_with_the_same_instance_id_fences_the_first(
     finally:
         second.close()
         first.close()
+
+
+def test_committed_offsets_keep_the_leader_epoch(kafka_bootstrap: str, topic: str) -> None:
+    """A commit made from a consumed message returns with its leader epoch (KIP-320)."""
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(topic, b"one")
+    assert producer.flush(30) == 0
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "group.id": f"g-{topic}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    try:
+        message = None
+        deadline = time.monotonic() + 30
+        while message is None and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+        assert message is not None
+        assert message.error() is None
+        consumer.commit(message=message, asynchronous=False)
+        (committed,) = consumer.committed([TopicPartition(topic, 0)], timeout=30)
+        assert committed.offset == 1
+        assert committed.leader_epoch == message.leader_epoch() == 0
+    finally:
+        consumer.close()
