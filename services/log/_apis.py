@@ -1,9 +1,9 @@
 """Which Kafka APIs and versions the broker speaks, and their wire schemas.
 
 Schemas come from aiokafka's protocol structs. Versions whose layout is identical to a
-neighbour (e.g. JoinGroup v3/v4 = v2) reuse it, and the few schemas aiokafka lacks are written
-here with aiokafka's field types. ``API_VERSIONS`` is exactly what ApiVersions advertises: every
-entry has a handler and a schema for every version in its range.
+neighbour (e.g. JoinGroup v3/v4 = v2) reuse it, and the few schemas aiokafka lacks or gets wrong
+are written in ``_schemas`` with aiokafka's field types. ``API_VERSIONS`` is exactly what
+ApiVersions advertises: every entry has a handler and a schema for every version in its range.
 """
 
 from __future__ import annotations
@@ -16,18 +16,9 @@ from typing import Any
 
 from aiokafka.protocol.api import RequestStruct, Response
 
+from services.log import _schemas
 from services.log._codec import (
-    Array,
-    Boolean,
-    CompactArray,
-    CompactString,
-    Int8,
-    Int16,
-    Int32,
-    Int64,
     Schema,
-    String,
-    TaggedFields,
 )
 
 
@@ -110,139 +101,6 @@ _SAME_AS: dict[tuple[ApiKey, int], tuple[ApiKey, int]] = {
     (ApiKey.TXN_OFFSET_COMMIT, 1): (ApiKey.TXN_OFFSET_COMMIT, 0),
 }
 
-_API_VERSIONS_V3_REQUEST = Schema(
-    ("client_software_name", CompactString("utf-8")),
-    ("client_software_version", CompactString("utf-8")),
-    ("tags", TaggedFields),
-)
-_API_VERSIONS_V3_RESPONSE = Schema(
-    ("error_code", Int16),
-    (
-        "api_versions",
-        CompactArray(
-            ("api_key", Int16),
-            ("min_version", Int16),
-            ("max_version", Int16),
-            ("tags", TaggedFields),
-        ),
-    ),
-    ("throttle_time_ms", Int32),
-    ("tags", TaggedFields),
-)
-_INCREMENTAL_ALTER_CONFIGS_V0_REQUEST = Schema(
-    (
-        "resources",
-        Array(
-            ("resource_type", Int8),
-            ("resource_name", String("utf-8")),
-            (
-                "configs",
-                Array(
-                    ("name", String("utf-8")),
-                    ("config_operation", Int8),
-                    ("value", String("utf-8")),
-                ),
-            ),
-        ),
-    ),
-    ("validate_only", Boolean),
-)
-_INCREMENTAL_ALTER_CONFIGS_V0_RESPONSE = Schema(
-    ("throttle_time_ms", Int32),
-    (
-        "responses",
-        Array(
-            ("error_code", Int16),
-            ("error_message", String("utf-8")),
-            ("resource_type", Int8),
-            ("resource_name", String("utf-8")),
-        ),
-    ),
-)
-
-
-# aiokafka declares ListOffsets v4/v5's current_leader_epoch as an int64; Kafka's message
-# definition (and every client that sends it) uses an int32.
-_LIST_OFFSETS_V4_REQUEST = Schema(
-    ("replica_id", Int32),
-    ("isolation_level", Int8),
-    (
-        "topics",
-        Array(
-            ("topic", String("utf-8")),
-            (
-                "partitions",
-                Array(
-                    ("partition", Int32),
-                    ("current_leader_epoch", Int32),
-                    ("timestamp", Int64),
-                ),
-            ),
-        ),
-    ),
-)
-
-
-# Heartbeat v3 adds the static member's group.instance.id (KIP-345): without it a fenced
-# static member only hears UNKNOWN_MEMBER_ID and rejoins instead of stopping.
-_HEARTBEAT_V3_REQUEST = Schema(
-    ("group", String("utf-8")),
-    ("generation_id", Int32),
-    ("member_id", String("utf-8")),
-    ("group_instance_id", String("utf-8")),
-)
-
-
-# Committed offsets carry the leader epoch of the record before them from OffsetCommit v6,
-# OffsetFetch v5 and TxnOffsetCommit v2 on (KIP-320), which clients use to detect truncation.
-def _commit_partitions(*, epoch: bool) -> Array:
-    fields: list[tuple[str, Any]] = [("partition", Int32), ("offset", Int64)]
-    if epoch:
-        fields.append(("committed_leader_epoch", Int32))
-    fields.append(("metadata", String("utf-8")))
-    return Array(("topic", String("utf-8")), ("partitions", Array(*fields)))
-
-
-def _offset_commit_request(version: int) -> Schema:
-    fields: list[tuple[str, Any]] = [
-        ("consumer_group", String("utf-8")),
-        ("consumer_group_generation_id", Int32),
-        ("consumer_id", String("utf-8")),
-    ]
-    if version >= 7:
-        fields.append(("group_instance_id", String("utf-8")))
-    fields.append(("topics", _commit_partitions(epoch=version >= 6)))
-    return Schema(*fields)
-
-
-_OFFSET_FETCH_V5_RESPONSE = Schema(
-    ("throttle_time_ms", Int32),
-    (
-        "topics",
-        Array(
-            ("topic", String("utf-8")),
-            (
-                "partitions",
-                Array(
-                    ("partition", Int32),
-                    ("offset", Int64),
-                    ("committed_leader_epoch", Int32),
-                    ("metadata", String("utf-8")),
-                    ("error_code", Int16),
-                ),
-            ),
-        ),
-    ),
-    ("error_code", Int16),
-)
-_TXN_OFFSET_COMMIT_V2_REQUEST = Schema(
-    ("transactional_id", String("utf-8")),
-    ("group_id", String("utf-8")),
-    ("producer_id", Int64),
-    ("producer_epoch", Int16),
-    ("topics", _commit_partitions(epoch=True)),
-)
-
 
 @dataclass(frozen=True, slots=True)
 class ApiSchema:
@@ -290,28 +148,29 @@ def _from_aiokafka() -> dict[tuple[int, int], ApiSchema]:
 def _build() -> dict[tuple[int, int], ApiSchema]:
     known = _from_aiokafka()
     known[(ApiKey.API_VERSIONS, 3)] = ApiSchema(
-        _API_VERSIONS_V3_REQUEST, _API_VERSIONS_V3_RESPONSE, flexible=True
+        _schemas.API_VERSIONS_V3_REQUEST, _schemas.API_VERSIONS_V3_RESPONSE, flexible=True
     )
     known[(ApiKey.INCREMENTAL_ALTER_CONFIGS, 0)] = ApiSchema(
-        _INCREMENTAL_ALTER_CONFIGS_V0_REQUEST, _INCREMENTAL_ALTER_CONFIGS_V0_RESPONSE
+        _schemas.INCREMENTAL_ALTER_CONFIGS_V0_REQUEST,
+        _schemas.INCREMENTAL_ALTER_CONFIGS_V0_RESPONSE,
     )
     commit_response = known[(ApiKey.OFFSET_COMMIT, 3)].response
     for version in (5, 6, 7):
         known[(ApiKey.OFFSET_COMMIT, version)] = ApiSchema(
-            _offset_commit_request(version), commit_response
+            _schemas.offset_commit_request(version), commit_response
         )
     known[(ApiKey.OFFSET_FETCH, 5)] = ApiSchema(
-        known[(ApiKey.OFFSET_FETCH, 3)].request, _OFFSET_FETCH_V5_RESPONSE
+        known[(ApiKey.OFFSET_FETCH, 3)].request, _schemas.OFFSET_FETCH_V5_RESPONSE
     )
     known[(ApiKey.TXN_OFFSET_COMMIT, 2)] = ApiSchema(
-        _TXN_OFFSET_COMMIT_V2_REQUEST, known[(ApiKey.TXN_OFFSET_COMMIT, 0)].response
+        _schemas.TXN_OFFSET_COMMIT_V2_REQUEST, known[(ApiKey.TXN_OFFSET_COMMIT, 0)].response
     )
     known[(ApiKey.HEARTBEAT, 3)] = ApiSchema(
-        _HEARTBEAT_V3_REQUEST, known[(ApiKey.HEARTBEAT, 1)].response
+        _schemas.HEARTBEAT_V3_REQUEST, known[(ApiKey.HEARTBEAT, 1)].response
     )
     for version in (4, 5):
         known[(ApiKey.LIST_OFFSETS, version)] = ApiSchema(
-            _LIST_OFFSETS_V4_REQUEST, known[(ApiKey.LIST_OFFSETS, version)].response
+            _schemas.LIST_OFFSETS_V4_REQUEST, known[(ApiKey.LIST_OFFSETS, version)].response
         )
     # aiokafka labels its ListGroups v2 request as v1; the v2 request is empty like v1's.
     from aiokafka.protocol.admin import ListGroupsRequest_v1, ListGroupsResponse_v2
