@@ -33,3 +33,23 @@ def test_bad_configs_are_refused_naming_the_key(key: str, value: str) -> None:
         TopicConfig().with_kafka({key: value})
     assert refused.value.code == ErrorCode.INVALID_CONFIG
     assert key in str(refused.value)
+
+
+def test_broker_settings_come_from_the_environment_and_flags_win() -> None:
+    """NETSCRIPT_LOG_* variables configure the broker; explicit values override them."""
+    from pathlib import Path
+
+    from services.log import BrokerConfig
+
+    env = {
+        "NETSCRIPT_LOG_PORT": "19999",
+        "NETSCRIPT_LOG_DATA_DIR": "/var/lib/log",
+        "NETSCRIPT_LOG_AUTO_CREATE_TOPICS": "false",
+        "NETSCRIPT_LOG_DEFAULT_PARTITIONS": "3",
+    }
+    config = BrokerConfig.from_env(env)
+    assert config.port == 19999
+    assert config.data_dir == Path("/var/lib/log")
+    assert config.auto_create_topics is False
+    assert config.default_partitions == 3
+    assert BrokerConfig.from_env(env, port=1234).port == 1234
