@@ -41,21 +41,42 @@ def up(
 
 @log_app.command("serve")
 def log_serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 9092,
-    data_dir: Annotated[Path, typer.Option(help="Directory of segments and metadata.")] = Path(
-        ".data/log"
-    ),
-    node_id: Annotated[int, typer.Option(help="Node id reported in metadata.")] = 0,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind.", envvar="NETSCRIPT_LOG_HOST")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(help="Port to listen on (0 picks a free one).", envvar="NETSCRIPT_LOG_PORT"),
+    ] = 9092,
+    data_dir: Annotated[
+        Path,
+        typer.Option(help="Directory of segments and metadata.", envvar="NETSCRIPT_LOG_DATA_DIR"),
+    ] = Path(".data/log"),
+    node_id: Annotated[
+        int, typer.Option(help="Node id reported in metadata.", envvar="NETSCRIPT_LOG_NODE_ID")
+    ] = 0,
     advertised_host: Annotated[
-        str | None, typer.Option(help="Host clients should connect to, if not --host.")
+        str | None,
+        typer.Option(
+            help="Host clients should connect to, if not --host.",
+            envvar="NETSCRIPT_LOG_ADVERTISED_HOST",
+        ),
     ] = None,
     advertised_port: Annotated[
         int | None, typer.Option(help="Port clients should connect to, if not --port.")
     ] = None,
-    default_partitions: Annotated[int, typer.Option(help="Partitions of auto-created topics.")] = 1,
+    default_partitions: Annotated[
+        int,
+        typer.Option(
+            help="Partitions of auto-created topics.", envvar="NETSCRIPT_LOG_DEFAULT_PARTITIONS"
+        ),
+    ] = 1,
     auto_create_topics: Annotated[
-        bool, typer.Option(help="Create unknown topics on metadata and produce requests.")
+        bool,
+        typer.Option(
+            help="Create unknown topics on metadata and produce requests.",
+            envvar="NETSCRIPT_LOG_AUTO_CREATE_TOPICS",
+        ),
     ] = True,
     flush_interval_ms: Annotated[
         int, typer.Option(help="Longest time an acks=0/1 write waits for its fsync.")

@@ -68,3 +68,27 @@ def test_log_serve_rejects_a_data_dir_in_use(tmp_path: Path) -> None:
         )
     assert second.returncode != 0
     assert "in use by another broker" in second.stderr
+
+
+def test_log_serve_reads_its_settings_from_the_environment(tmp_path: Path) -> None:
+    """NETSCRIPT_LOG_PORT and NETSCRIPT_LOG_DATA_DIR configure `netscript log serve`."""
+    import os
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "topology.cli", "log", "serve"],
+        env={
+            **os.environ,
+            "NETSCRIPT_LOG_PORT": str(port),
+            "NETSCRIPT_LOG_DATA_DIR": str(tmp_path / "from-env"),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port("127.0.0.1", port)
+        assert (tmp_path / "from-env" / "meta").is_dir()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert process.returncode == 0
