@@ -7,13 +7,13 @@ one is visible and the others keep their state on the log.
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+
+from services._net import wait_until_listening
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -24,18 +24,6 @@ class ProcessSpec:
     args: list[str]
     port: int
     env: dict[str, str] = field(default_factory=dict)
-
-
-def wait_for_port(host: str, port: int, *, timeout: float) -> bool:
-    """Poll until ``host:port`` accepts connections or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def local_graph(*, host: str, log_port: int, data_dir: Path) -> list[ProcessSpec]:
@@ -71,7 +59,7 @@ async def supervise(specs: list[ProcessSpec], *, host: str, stop: asyncio.Event)
         for spec in specs:
             process = await asyncio.create_subprocess_exec(*spec.args)
             processes[spec.name] = process
-            ready = await asyncio.to_thread(wait_for_port, host, spec.port, timeout=30)
+            ready = await asyncio.to_thread(wait_until_listening, host, spec.port, timeout=30)
             if not ready or process.returncode is not None:
                 console.print(f"[red]{spec.name} did not start listening on {host}:{spec.port}")
                 return 1

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.protocol.api import RequestStruct, Response
+from aiokafka.protocol.types import Schema
 
 from services.log import _schemas
-from services.log._codec import (
-    Schema,
-)
 
 
 class ApiKey(enum.IntEnum):
@@ -190,8 +188,3 @@ def _build() -> dict[tuple[int, int], ApiSchema]:
 
 
 SCHEMAS: dict[tuple[int, int], ApiSchema] = _build()
-
-
-def supported(api_key: int, version: int) -> bool:
-    """Whether the broker implements this API at this version."""
-    return (api_key, version) in SCHEMAS

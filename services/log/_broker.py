@@ -243,10 +243,22 @@ class Broker:
             host = "127.0.0.1"
         return host, self.config.advertised_port or self._address[1]
 
+    def ensure_topic(self, topic: str, *, allow_create: bool = True) -> None:
+        """Create ``topic`` with the default partitions if it is missing and auto-creation is on.
+
+        Raises ``KafkaError`` (UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION) otherwise.
+        """
+        if topic in self.catalog.topics:
+            return
+        if not (allow_create and self.config.auto_create_topics):
+            raise KafkaError(
+                ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {topic!r} does not exist"
+            )
+        self.catalog.create(topic, self.config.default_partitions)
+
     def partition_for_write(self, topic: str, partition: int) -> PartitionLog:
         """The partition a produce goes to, creating the topic if auto-creation is on."""
-        if topic not in self.catalog.topics and self.config.auto_create_topics:
-            self.catalog.create(topic, self.config.default_partitions)
+        self.ensure_topic(topic)
         return self.catalog.partition(topic, partition)
 
     def append_event(self) -> asyncio.Event:

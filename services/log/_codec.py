@@ -16,9 +16,7 @@ from aiokafka.protocol.types import (
     Array,
     Boolean,
     Bytes,
-    CompactArray,
     CompactBytes,
-    CompactString,
     Int8,
     Int16,
     Int32,
@@ -89,20 +87,4 @@ def _default(kind: Any) -> Any:
     raise TypeError(f"no default for field type {kind!r}")
 
 
-__all__ = [
-    "Array",
-    "Boolean",
-    "Bytes",
-    "CompactArray",
-    "CompactString",
-    "Fields",
-    "Int8",
-    "Int16",
-    "Int32",
-    "Int64",
-    "Schema",
-    "String",
-    "TaggedFields",
-    "decode",
-    "encode",
-]
+__all__ = ["Fields", "decode", "encode"]

@@ -47,10 +47,7 @@ async def metadata(broker: Broker, ctx: RequestContext, req: Fields) -> Fields:
     for name in names:
         entry: Fields = {"error_code": ErrorCode.NONE, "topic": name, "is_internal": False}
         try:
-            if name not in broker.catalog.topics:
-                if not (allow_create and broker.config.auto_create_topics):
-                    raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-                broker.catalog.create(name, broker.config.default_partitions)
+            broker.ensure_topic(name, allow_create=allow_create)
             topic = broker.catalog.get(name)
             entry["partitions"] = [
                 {

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from io import BytesIO
 
+from aiokafka.protocol.types import TaggedFields
+
 from services.log import _codec
 from services.log._apis import API_VERSIONS, SCHEMAS, ApiKey
 from services.log._errors import ErrorCode
@@ -66,7 +68,7 @@ def parse_header(frame: bytes) -> tuple[int, int, int, str, BytesIO]:
     body.seek(pos)
     schema = SCHEMAS.get((api_key, version))
     if schema is not None and schema.flexible:
-        _codec.TaggedFields.decode(body)  # request header v2 ends in tagged fields
+        TaggedFields.decode(body)  # request header v2 ends in tagged fields
     return api_key, version, correlation_id, client_id, body
 
 

@@ -12,10 +12,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import TracebackType
 
+from services._net import wait_until_listening
 from services.log._errors import LogError
 
 
@@ -29,15 +29,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def wait_for_port(host: str, port: int, *, timeout: float = 30.0) -> None:
     """Poll until ``host:port`` accepts connections; raise ``LogError`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError as exc:
-            if time.monotonic() > deadline:
-                raise LogError(f"nothing listens on {host}:{port} after {timeout}s") from exc
-            time.sleep(0.02)
+    if not wait_until_listening(host, port, timeout=timeout):
+        raise LogError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
 class BrokerProcess:

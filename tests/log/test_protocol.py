@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.fetch import FetchRequest
@@ -13,6 +16,17 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from services.log import Broker
 
 ONE_MB = 1024 * 1024
+
+
+@pytest.fixture
+async def client(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaClient]:
+    """A low-level aiokafka client, to send hand-made requests to the shared broker."""
+    low_level = AIOKafkaClient(bootstrap_servers=kafka_bootstrap)
+    await low_level.bootstrap()
+    try:
+        yield low_level
+    finally:
+        await low_level.close()
 
 
 async def _produce(bootstrap: str, topic: str, values: list[bytes], **kwargs: object) -> None:
@@ -44,78 +58,60 @@ async def _fetch(
     return partition[1], partition[2], partition[-1]
 
 
-async def test_fetch_long_poll_wakes_when_data_arrives(kafka_bootstrap: str, topic: str) -> None:
+async def test_fetch_long_poll_wakes_when_data_arrives(
+    kafka_bootstrap: str, topic: str, client: AIOKafkaClient
+) -> None:
     """A fetch waiting on an empty partition is answered as soon as a record is appended."""
     await _produce(kafka_bootstrap, topic, [b"first"])
-    client = AIOKafkaClient(bootstrap_servers=kafka_bootstrap)
-    await client.bootstrap()
-    try:
-        waiting = asyncio.ensure_future(_fetch(client, topic, 1, max_wait_ms=60_000))
-        await asyncio.sleep(0)  # the request is on the wire before the record is produced
-        await _produce(kafka_bootstrap, topic, [b"second"])
-        error, high_watermark, records = await asyncio.wait_for(waiting, 20)
-        assert error == 0
-        assert high_watermark == 2
-        assert b"second" in records
-    finally:
-        await client.close()
+    waiting = asyncio.ensure_future(_fetch(client, topic, 1, max_wait_ms=60_000))
+    await asyncio.sleep(0)  # the request is on the wire before the record is produced
+    await _produce(kafka_bootstrap, topic, [b"second"])
+    error, high_watermark, records = await asyncio.wait_for(waiting, 20)
+    assert error == 0
+    assert high_watermark == 2
+    assert b"second" in records
 
 
 async def test_fetch_below_min_bytes_returns_what_it_has_after_max_wait(
-    kafka_bootstrap: str, topic: str
+    kafka_bootstrap: str, topic: str, client: AIOKafkaClient
 ) -> None:
     """min_bytes not reached: the broker answers at max_wait with the data it has."""
     await _produce(kafka_bootstrap, topic, [b"only"])
-    client = AIOKafkaClient(bootstrap_servers=kafka_bootstrap)
-    await client.bootstrap()
-    try:
-        error, _, records = await _fetch(client, topic, 0, max_wait_ms=300, min_bytes=10 * ONE_MB)
-        assert error == 0
-        assert b"only" in records
-    finally:
-        await client.close()
+    error, _, records = await _fetch(client, topic, 0, max_wait_ms=300, min_bytes=10 * ONE_MB)
+    assert error == 0
+    assert b"only" in records
 
 
 async def test_fetch_returns_at_least_one_batch_and_errors_past_the_end(
-    kafka_bootstrap: str, topic: str
+    kafka_bootstrap: str, topic: str, client: AIOKafkaClient
 ) -> None:
     """max_bytes=1 still yields the first whole batch; an offset past the end is out of range."""
     await _produce(kafka_bootstrap, topic, [b"a" * 500, b"b" * 500])
-    client = AIOKafkaClient(bootstrap_servers=kafka_bootstrap)
-    await client.bootstrap()
-    try:
-        error, _, records = await _fetch(client, topic, 0, max_wait_ms=0, partition_max_bytes=1)
-        assert error == 0
-        assert b"a" * 500 in records
-        assert b"b" * 500 not in records
-        error, _, records = await _fetch(client, topic, 5, max_wait_ms=0)
-        assert error == 1  # OFFSET_OUT_OF_RANGE
-        assert records == b""
-    finally:
-        await client.close()
+    error, _, records = await _fetch(client, topic, 0, max_wait_ms=0, partition_max_bytes=1)
+    assert error == 0
+    assert b"a" * 500 in records
+    assert b"b" * 500 not in records
+    error, _, records = await _fetch(client, topic, 5, max_wait_ms=0)
+    assert error == 1  # OFFSET_OUT_OF_RANGE
+    assert records == b""
 
 
 async def test_fetch_response_limit_bounds_a_large_partition_limit(
-    kafka_bootstrap: str, topic: str
+    kafka_bootstrap: str, topic: str, client: AIOKafkaClient
 ) -> None:
     """fetch.max.bytes caps the response even when the partition limit is far larger."""
     big = [bytes([65 + i]) * 600_000 for i in range(3)]
     await _produce(kafka_bootstrap, topic, big, max_request_size=2 * ONE_MB)
-    client = AIOKafkaClient(bootstrap_servers=kafka_bootstrap)
-    await client.bootstrap()
-    try:
-        error, _, records = await _fetch(
-            client, topic, 0, max_wait_ms=0, partition_max_bytes=20 * ONE_MB, max_bytes=ONE_MB
-        )
-        assert error == 0
-        assert big[0] in records
-        assert len(records) < ONE_MB
-    finally:
-        await client.close()
+    error, _, records = await _fetch(
+        client, topic, 0, max_wait_ms=0, partition_max_bytes=20 * ONE_MB, max_bytes=ONE_MB
+    )
+    assert error == 0
+    assert big[0] in records
+    assert len(records) < ONE_MB
 
 
 async def test_fetch_response_limit_is_hard_after_the_first_batch(
-    kafka_bootstrap: str, topic: str
+    kafka_bootstrap: str, topic: str, client: AIOKafkaClient
 ) -> None:
     """A second partition's batch that would overflow fetch.max.bytes is left for later."""
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
@@ -125,18 +121,11 @@ async def test_fetch_response_limit_is_hard_after_the_first_batch(
     for partition in (0, 1):
         await producer.send_and_wait(topic, bytes([65 + partition]) * 600_000, partition=partition)
     await producer.stop()
-    client = AIOKafkaClient(bootstrap_servers=kafka_bootstrap)
-    await client.bootstrap()
-    try:
-        wanted = [(topic, [(0, 0, 20 * ONE_MB), (1, 0, 20 * ONE_MB)])]
-        response = await client.send(
-            client.get_random_node(), FetchRequest(0, 1, ONE_MB, 0, wanted)
-        )
-        sizes = {p[0]: len(p[-1]) for p in response.topics[0][1]}
-        assert sizes[0] > 600_000
-        assert sizes[1] == 0
-    finally:
-        await client.close()
+    wanted = [(topic, [(0, 0, 20 * ONE_MB), (1, 0, 20 * ONE_MB)])]
+    response = await client.send(client.get_random_node(), FetchRequest(0, 1, ONE_MB, 0, wanted))
+    sizes = {p[0]: len(p[-1]) for p in response.topics[0][1]}
+    assert sizes[0] > 600_000
+    assert sizes[1] == 0
 
 
 async def test_list_offsets_by_timestamp(kafka_bootstrap: str, topic: str) -> None:
@@ -159,13 +148,11 @@ async def test_list_offsets_by_timestamp(kafka_bootstrap: str, topic: str) -> No
         await consumer.stop()
 
 
-async def test_metadata_reports_node_id_and_advertised_listener(tmp_path: object) -> None:
+async def test_metadata_reports_node_id_and_advertised_listener(tmp_path: Path) -> None:
     """Metadata names the configured node id and advertised host/port, not the bind address."""
-    from pathlib import Path
-
     async with Broker.serve(
         port=0,
-        data_dir=Path(str(tmp_path)) / "log",
+        data_dir=tmp_path / "log",
         node_id=7,
         advertised_host="localhost",
     ) as broker:
@@ -177,13 +164,9 @@ async def test_metadata_reports_node_id_and_advertised_listener(tmp_path: object
         assert metadata.controller_id == 7
 
 
-async def test_auto_create_can_be_turned_off(tmp_path: object) -> None:
+async def test_auto_create_can_be_turned_off(tmp_path: Path) -> None:
     """With auto-creation off, metadata for an unknown topic is UNKNOWN_TOPIC_OR_PARTITION."""
-    from pathlib import Path
-
-    async with Broker.serve(
-        port=0, data_dir=Path(str(tmp_path)) / "log", auto_create_topics=False
-    ) as broker:
+    async with Broker.serve(port=0, data_dir=tmp_path / "log", auto_create_topics=False) as broker:
         client = AIOKafkaClient(bootstrap_servers=broker.bootstrap_servers)
         await client.bootstrap()
         try:
