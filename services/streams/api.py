@@ -1,0 +1,112 @@
+"""The streams gateway (``:4437``): the Durable Streams protocol under ``/v1/stream``.
+
+``create_streams_app`` builds the FastAPI app; its lifespan connects to the log, replays the
+catalog and runs the expiry sweeper. Health checks and OpenAPI come from the kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from services.kernel import Settings, create_app, kafka_ready, problem_response
+from services.streams._catalog import Catalog
+from services.streams._errors import LogUnavailableError, StreamRequestError
+from services.streams._log import StreamLog
+from services.streams._middleware import BearerSecret, StreamsHeaders
+from services.streams._protocol import STREAM_PREFIX, ProtocolOptions, StreamsProtocol
+from services.streams._store import StreamStore
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 4437
+SWEEP_SECONDS = 5.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StreamsConfig:
+    """How the streams server runs (read once from the environment by the CLI)."""
+
+    port: int = DEFAULT_PORT
+    long_poll_timeout: float = 30.0
+    sse_lifetime: float = 60.0
+    secret: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StreamsConfig:
+        env = os.environ if environ is None else environ
+        port = env.get("STREAMS_PORT") or env.get("PORT")
+        return cls(
+            port=int(port) if port else DEFAULT_PORT,
+            secret=env.get("STREAMS_SECRET") or env.get("DURABLE_STREAMS_SECRET") or None,
+        )
+
+
+def create_streams_app(settings: Settings, config: StreamsConfig) -> FastAPI:
+    """The streams gateway for ``settings``' log."""
+    holder: dict[str, StreamsProtocol] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log = StreamLog(settings.kafka_bootstrap_servers, client_id=settings.service_name)
+        await log.start()
+        try:
+            catalog = Catalog(log)
+            await catalog.load()
+            store = StreamStore(log, catalog)
+            holder["protocol"] = StreamsProtocol(store, ProtocolOptions(
+                long_poll_timeout=config.long_poll_timeout, sse_lifetime=config.sse_lifetime,
+                private=config.secret is not None))
+            async with asyncio.TaskGroup() as tasks:
+                sweeper = tasks.create_task(_sweep(store))
+                try:
+                    yield
+                finally:
+                    sweeper.cancel()
+        finally:
+            await log.close()
+
+    app = create_app(
+        title="NetScript durable streams",
+        description="The Durable Streams protocol on the log: every stream is a topic.",
+        settings=settings, readiness={"log": kafka_ready(settings)}, lifespan=lifespan,
+    )
+
+    async def protocol(request: Request) -> Response:
+        return await holder["protocol"].handle(request)
+
+    app.add_api_route(STREAM_PREFIX + "/{path:path}", protocol,
+                      methods=["GET", "HEAD", "PUT", "POST", "DELETE"],
+                      include_in_schema=False)
+
+    async def on_stream_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StreamRequestError)
+        return problem_response(exc.status, detail=exc.detail, instance=request.url.path,
+                                headers=exc.headers)
+
+    async def on_log_down(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("log unavailable: %s", exc)
+        return problem_response(503, detail=str(exc), instance=request.url.path,
+                                headers={"Retry-After": "1"})
+
+    app.add_exception_handler(StreamRequestError, on_stream_error)
+    app.add_exception_handler(LogUnavailableError, on_log_down)
+    app.add_middleware(BearerSecret, secret=config.secret)
+    app.add_middleware(StreamsHeaders)
+    return app
+
+
+async def _sweep(store: StreamStore) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        try:
+            await store.sweep()
+        except LogUnavailableError as exc:
+            logger.warning("expiry sweep skipped: %s", exc)
