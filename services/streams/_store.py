@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from services.streams._catalog import Catalog
@@ -112,6 +112,23 @@ class StreamStore:
         self._locks: dict[str, asyncio.Lock] = {}
         self._started = time.time()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: list[Callable[[str, int], None]] = []
+
+    def add_listener(self, listener: Callable[[str, int], None]) -> None:
+        """Call ``listener(path, tail)`` after a stream is created or its tail grows.
+
+        Listeners run on the event loop right after the log acknowledged the write; they must
+        not block (start a task for I/O).
+        """
+        self._listeners.append(listener)
+
+    def _announce(self, path: str, tail: int) -> None:
+        for listener in self._listeners:
+            listener(path, tail)
+
+    def paths(self) -> list[str]:
+        """Every live (not deleted) stream path."""
+        return [m.path for m in self._catalog.all() if not m.soft_deleted]
 
     # ------------------------------------------------------------------ lookup and lifecycle
 
@@ -225,6 +242,7 @@ class StreamStore:
             live = _Live(meta=meta, log_end=len(records), touched=time.time(),
                          writer=WriterState())
             self._live[path] = live
+            self._announce(path, live.tail)
             return True, meta, live.tail
 
     async def _plan_fork(
@@ -323,6 +341,8 @@ class StreamStore:
         if closing:
             live.meta = live.meta.with_(closed=True, closed_by=state.closed_by)
         live.notify()
+        if records:
+            self._announce(live.meta.path, live.tail)
         if closing:
             await self._catalog.put(live.meta)
         for future, answer in outcomes:
