@@ -1,0 +1,35 @@
+"""Fixtures for the streams tests: the streams gateway on a real port, on the shared log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from services.kernel import Settings
+from services.kernel.testing import RunningServer, serve_app
+from services.streams.api import StreamsConfig, create_streams_app
+
+
+@pytest.fixture
+async def streams_server(kafka_bootstrap: str) -> AsyncIterator[RunningServer]:
+    """A streams gateway (long-poll timeout 1 s) on the session's log."""
+    settings = Settings.from_env("streams-test", {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
+    app = create_streams_app(settings, StreamsConfig(long_poll_timeout=1.0, sse_lifetime=10.0))
+    async with serve_app(app) as server:
+        yield server
+
+
+@pytest.fixture
+async def streams(streams_server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client whose base URL is the protocol's stream root (``/v1/stream``)."""
+    async with httpx.AsyncClient(base_url=streams_server.url + "/v1/stream") as client:
+        yield client
+
+
+@pytest.fixture
+def stream_path() -> str:
+    """A stream path no other test uses."""
+    return f"/tests/{uuid.uuid4().hex[:12]}"
