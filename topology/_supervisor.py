@@ -7,6 +7,7 @@ one is visible and the others keep their state on the log.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,9 @@ class ProcessSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def local_graph(*, host: str, log_port: int, data_dir: Path) -> list[ProcessSpec]:
+def local_graph(
+    *, host: str, log_port: int, data_dir: Path, streams_port: int = 4437
+) -> list[ProcessSpec]:
     """The processes ``netscript up`` runs; later capabilities add theirs here."""
     cli = [sys.executable, "-m", "topology.cli"]
     return [
@@ -45,6 +48,12 @@ def local_graph(*, host: str, log_port: int, data_dir: Path) -> list[ProcessSpec
             ],
             port=log_port,
         ),
+        ProcessSpec(
+            name="streams",
+            args=[*cli, "streams", "serve", "--host", host, "--port", str(streams_port)],
+            port=streams_port,
+            env={"KAFKA_BOOTSTRAP_SERVERS": f"{host}:{log_port}"},
+        ),
     ]
 
 
@@ -57,7 +66,8 @@ async def supervise(specs: list[ProcessSpec], *, host: str, stop: asyncio.Event)
     processes: dict[str, asyncio.subprocess.Process] = {}
     try:
         for spec in specs:
-            process = await asyncio.create_subprocess_exec(*spec.args)
+            process = await asyncio.create_subprocess_exec(
+                *spec.args, env={**os.environ, **spec.env})
             processes[spec.name] = process
             ready = await asyncio.to_thread(wait_until_listening, host, spec.port, timeout=30)
             if not ready or process.returncode is not None:

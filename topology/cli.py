@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from topology._cli_streams import streams_app
 from topology._signals import run_until_signalled
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
 )
 log_app = typer.Typer(help="The embedded Kafka-compatible log.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
+app.add_typer(streams_app, name="streams")
 
 
 @app.command()
@@ -24,11 +26,13 @@ def up(
     host: Annotated[str, typer.Option(help="Interface every service binds to.")] = "127.0.0.1",
     log_port: Annotated[int, typer.Option(help="Port of the embedded log.")] = 9092,
     data_dir: Annotated[Path, typer.Option(help="Where the graph keeps its data.")] = Path(".data"),
+    streams_port: Annotated[int, typer.Option(help="Port of the durable streams gateway.")] = 4437,
 ) -> None:
     """Run the whole local graph on the embedded log, each service in its own process."""
     from topology._supervisor import local_graph, supervise
 
-    specs = local_graph(host=host, log_port=log_port, data_dir=data_dir)
+    specs = local_graph(host=host, log_port=log_port, data_dir=data_dir,
+                        streams_port=streams_port)
     code = 0
 
     async def main(stop: asyncio.Event) -> None:

@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from services.log.testing import free_port, wait_for_port
 
 
-def test_up_starts_the_log_reports_it_and_stops_on_sigterm(tmp_path: Path) -> None:
-    """`netscript up` serves the embedded log, prints its address, and exits 0 on SIGTERM."""
+def test_up_starts_the_graph_reports_it_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """`netscript up` serves the log and the streams gateway on it, and exits 0 on SIGTERM."""
     port = free_port()
+    streams_port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -23,6 +26,8 @@ def test_up_starts_the_log_reports_it_and_stops_on_sigterm(tmp_path: Path) -> No
             str(port),
             "--data-dir",
             str(tmp_path / "data"),
+            "--streams-port",
+            str(streams_port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -34,6 +39,12 @@ def test_up_starts_the_log_reports_it_and_stops_on_sigterm(tmp_path: Path) -> No
 
         metadata = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(timeout=20)
         assert list(metadata.brokers) == [0]
+        wait_for_port("127.0.0.1", streams_port)
+        ready = httpx.get(f"http://127.0.0.1:{streams_port}/health/ready", timeout=10)
+        assert ready.json()["checks"] == {"log": "ok"}
+        created = httpx.put(f"http://127.0.0.1:{streams_port}/v1/stream/up-check",
+                            headers={"Content-Type": "text/plain"}, content=b"x", timeout=10)
+        assert created.status_code == 201
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     finally:
