@@ -69,3 +69,31 @@ class PayloadTooLargeError(StreamRequestError):
     """The body exceeds the server's limit (413)."""
 
     status = 413
+
+
+class StreamsNotConfiguredError(StreamsError):
+    """No streams server URL in the environment."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no streams server URL: set DURABLE_STREAMS_URL (e.g. http://127.0.0.1:4437) or run "
+            "under the topology, which sets services__streams__http__0"
+        )
+
+
+class StreamSchemaError(StreamsError):
+    """A value does not fit its collection's schema."""
+
+    def __init__(self, *, collection: str, reason: str) -> None:
+        self.collection = collection
+        self.reason = reason
+        super().__init__(f"invalid {collection!r} value: {reason}")
+
+
+class StreamWriteError(StreamsError):
+    """The streams server refused or never received a producer's writes."""
+
+    def __init__(self, *, stream_path: str, reason: str) -> None:
+        self.stream_path = stream_path
+        self.reason = reason
+        super().__init__(f"could not write to stream {stream_path}: {reason}")
