@@ -26,6 +26,15 @@ class LogUnavailableError(StreamsError):
         super().__init__(f"the log is unavailable: {reason}; check KAFKA_BOOTSTRAP_SERVERS")
 
 
+class OffsetTrimmedError(StreamsError):
+    """The log no longer holds an offset (retention or compaction dropped it)."""
+
+    def __init__(self, *, topic: str, offset: int) -> None:
+        self.topic = topic
+        self.offset = offset
+        super().__init__(f"offset {offset} of {topic} is no longer retained")
+
+
 class StreamRequestError(StreamsError):
     """A protocol request the server refuses; carries the HTTP status and headers to answer."""
 

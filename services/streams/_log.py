@@ -17,19 +17,25 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from aiokafka.errors import (
+    KafkaError,
+    OffsetOutOfRangeError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
 from aiokafka.errors import for_code as error_for_code
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.protocol.offset import OffsetRequest
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 
-from services.streams._errors import LogUnavailableError
+from services.streams._errors import LogUnavailableError, OffsetTrimmedError
 
 Headers = Sequence[tuple[str, bytes]]
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 _LATEST = -1
+_EARLIEST = -2
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -136,6 +142,8 @@ class StreamLog:
         response = await self._send(topic, request)
         for _topic, partitions in response.topics:
             for _partition, code, high_watermark, *data in partitions:
+                if code == OffsetOutOfRangeError.errno:
+                    raise OffsetTrimmedError(topic=topic, offset=offset)
                 if code:
                     raise LogUnavailableError(
                         f"fetch {topic}@{offset}: {error_for_code(code).__name__}")
@@ -144,7 +152,14 @@ class StreamLog:
 
     async def end_offset(self, topic: str) -> int:
         """The offset the next record of ``topic`` will get."""
-        request = OffsetRequest(-1, 1, [(topic, [(0, _LATEST)])])
+        return await self._list_offset(topic, _LATEST)
+
+    async def start_offset(self, topic: str) -> int:
+        """The first offset ``topic`` still holds (retention may have dropped older ones)."""
+        return await self._list_offset(topic, _EARLIEST)
+
+    async def _list_offset(self, topic: str, which: int) -> int:
+        request = OffsetRequest(-1, 1, [(topic, [(0, which)])])
         response = await self._send(topic, request)
         for _topic, partitions in response.topics:
             for _partition, code, *rest in partitions:

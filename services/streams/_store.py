@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from services.streams._catalog import Catalog
 from services.streams._errors import (
     BadStreamRequestError,
+    OffsetTrimmedError,
     StaleProducerEpochError,
     StreamConflictError,
     StreamGoneError,
@@ -27,7 +28,7 @@ from services.streams._errors import (
 from services.streams._log import LogRecord, OutRecord, StreamLog
 from services.streams._model import ForkOrigin, StreamMeta, media_type
 from services.streams._offsets import format_offset
-from services.streams._topics import topic_for
+from services.streams._topics import topic_for, view_topic_for
 from services.streams._writers import ProducerClaim, ProducerState, Verdict, WriterState, decide
 
 CLOSE_KEY = b"ds:close"
@@ -64,6 +65,7 @@ class ReadResult:
     """A chunk of a stream."""
 
     values: list[bytes]  # one per append (JSON: each a JSON array of messages)
+    offsets: list[int]  # the stream offset of each value
     start: int
     next_offset: int
     tail: int
@@ -449,11 +451,20 @@ class StreamStore:
         """A chunk from ``offset`` (None: the tail, i.e. nothing)."""
         live = await self._get(path, touch=touch)
         if offset is None:
-            return ReadResult(values=[], start=live.tail, next_offset=live.tail, tail=live.tail,
+            return ReadResult(values=[], offsets=[], start=live.tail, next_offset=live.tail, tail=live.tail,
                               closed=live.meta.closed, meta=live.meta)
         if offset > live.tail:
             raise BadStreamRequestError("offset is past the stream's tail")
-        return await self.read_meta(live.meta, offset, max_bytes=self._max_read_bytes)
+        try:
+            return await self.read_meta(live.meta, offset, max_bytes=self._max_read_bytes)
+        except OffsetTrimmedError as exc:
+            raise StreamGoneError(
+                f"offset {format_offset(offset)} is before the earliest retained data") from exc
+
+    async def first_retained(self, path: str) -> int:
+        """The oldest stream offset of ``path`` whose data the log still holds."""
+        live = await self._get(path, touch=False)
+        return live.base + await self._log.start_offset(live.meta.topic)
 
     async def read_meta(
         self, meta: StreamMeta, offset: int, *, max_bytes: int, limit: int | None = None
@@ -465,6 +476,7 @@ class StreamStore:
                 live = self._live.get(meta.path) or await self._load(meta)
         tail = live.tail if limit is None else min(live.tail, limit)
         values: list[bytes] = []
+        offsets: list[int] = []
         position = offset
         fork = live.meta.fork
         if fork is not None and position < fork.base:
@@ -474,10 +486,12 @@ class StreamStore:
             inherited = await self.read_meta(source, position, max_bytes=max_bytes,
                                              limit=min(fork.base, tail))
             values = list(inherited.values)
+            offsets = list(inherited.offsets)
             position = inherited.next_offset
             max_bytes -= sum(len(v) for v in values)
             if position < min(fork.base, tail) or max_bytes <= 0:
-                return ReadResult(values=values, start=offset, next_offset=position,
+                return ReadResult(values=values, offsets=offsets, start=offset,
+                                  next_offset=position,
                                   tail=live.tail, closed=False, meta=live.meta)
             position = fork.base
         if position < tail:
@@ -488,8 +502,10 @@ class StreamStore:
                 position = live.base + record.offset + 1
                 if record.key != CLOSE_KEY and record.value is not None:
                     values.append(record.value)
+                    offsets.append(live.base + record.offset)
         position = min(position, tail)
-        return ReadResult(values=values, start=offset, next_offset=position, tail=live.tail,
+        return ReadResult(values=values, offsets=offsets, start=offset, next_offset=position,
+                          tail=live.tail,
                           closed=limit is None and live.meta.closed and position >= live.tail,
                           meta=live.meta)
 
@@ -532,6 +548,7 @@ class StreamStore:
         if self._live.get(meta.path) is live:
             del self._live[meta.path]
         await self._log.delete_topic(meta.topic)
+        await self._log.delete_topic(view_topic_for(meta.topic))
         if meta.fork is not None:
             source = self._catalog.get(meta.fork.source)
             if source is not None and source.soft_deleted and not self._children(source.path):

@@ -18,3 +18,8 @@ def topic_for(path: str, incarnation: str) -> str:
     readable = _UNSAFE.sub("-", path).strip("-")[:80] or "root"
     digest = hashlib.sha256(path.encode()).hexdigest()[:12]
     return f"{STREAM_TOPIC_PREFIX}{readable}.{digest}.{incarnation[:12]}"
+
+
+def view_topic_for(stream_topic: str) -> str:
+    """The compacted changelog topic of a stream incarnation's materialized view."""
+    return stream_topic + ".view"

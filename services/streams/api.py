@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -23,6 +24,8 @@ from services.streams._log import StreamLog
 from services.streams._middleware import BearerSecret, StreamsHeaders
 from services.streams._protocol import STREAM_PREFIX, ProtocolOptions, StreamsProtocol
 from services.streams._store import StreamStore
+from services.streams._view_routes import add_view_routes
+from services.streams._views import Views
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ class StreamsConfig:
 
 def create_streams_app(settings: Settings, config: StreamsConfig) -> FastAPI:
     """The streams gateway for ``settings``' log."""
-    holder: dict[str, StreamsProtocol] = {}
+    holder: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +64,7 @@ def create_streams_app(settings: Settings, config: StreamsConfig) -> FastAPI:
             catalog = Catalog(log)
             await catalog.load()
             store = StreamStore(log, catalog)
+            holder["views"] = Views(store=store, log=log)
             holder["protocol"] = StreamsProtocol(store, ProtocolOptions(
                 long_poll_timeout=config.long_poll_timeout, sse_lifetime=config.sse_lifetime,
                 private=config.secret is not None))
@@ -80,8 +84,10 @@ def create_streams_app(settings: Settings, config: StreamsConfig) -> FastAPI:
     )
 
     async def protocol(request: Request) -> Response:
-        return await holder["protocol"].handle(request)
+        handler: StreamsProtocol = holder["protocol"]
+        return await handler.handle(request)
 
+    add_view_routes(app, lambda: holder["views"])
     app.add_api_route(STREAM_PREFIX + "/{path:path}", protocol,
                       methods=["GET", "HEAD", "PUT", "POST", "DELETE"],
                       include_in_schema=False)
