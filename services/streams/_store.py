@@ -451,8 +451,8 @@ class StreamStore:
         """A chunk from ``offset`` (None: the tail, i.e. nothing)."""
         live = await self._get(path, touch=touch)
         if offset is None:
-            return ReadResult(values=[], offsets=[], start=live.tail, next_offset=live.tail, tail=live.tail,
-                              closed=live.meta.closed, meta=live.meta)
+            return ReadResult(values=[], offsets=[], start=live.tail, next_offset=live.tail,
+                              tail=live.tail, closed=live.meta.closed, meta=live.meta)
         if offset > live.tail:
             raise BadStreamRequestError("offset is past the stream's tail")
         try:

@@ -66,10 +66,11 @@ def add_view_routes(app: FastAPI, views: Callable[[], Views]) -> None:
             if min_offset is not None:
                 wanted = parse_offset(min_offset)
                 if wanted is None:
-                    raise ProblemError(400, "Invalid offset", f"malformed min_offset {min_offset!r}",
-                                       extensions={"errors": [{"pointer": "#/query/min_offset",
-                                                               "field": "query.min_offset",
-                                                               "message": "not an offset"}]})
+                    raise ProblemError(
+                        400, "Invalid offset", f"malformed min_offset {min_offset!r}",
+                        extensions={"errors": [{"pointer": "#/query/min_offset",
+                                                "field": "query.min_offset",
+                                                "message": "not an offset"}]})
                 if not await materialized.wait_for(wanted, timeout):
                     raise ProblemError(504, "View not caught up",
                                        f"the view did not reach {min_offset} within {timeout:g}s")
