@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -33,3 +36,17 @@ async def streams(streams_server: RunningServer) -> AsyncIterator[httpx.AsyncCli
 def stream_path() -> str:
     """A stream path no other test uses."""
     return f"/tests/{uuid.uuid4().hex[:12]}"
+
+
+NODE_DIR = Path(__file__).parent / "conformance"
+
+
+@pytest.fixture(scope="session")
+def node_dir() -> Path:
+    """The npm project of the official clients and conformance suite, installed (npm ci)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.fail("these tests need node and npm on PATH (.ci/run installs them)")
+    if not (NODE_DIR / "node_modules" / ".package-lock.json").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True,
+                       capture_output=True, timeout=600)
+    return NODE_DIR
