@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from services.kernel.testing import RunningServer
 from services.streams import create_durable_stream, define_stream_schema
 
+
 class Order(BaseModel):
     id: str
     total: int
