@@ -9,6 +9,7 @@
 """
 
 from services.kernel._app import ReadinessCheck, create_app, kafka_ready
+from services.kernel._consumer import Delivery, RecordConsumer, RetryPolicy
 from services.kernel._dead_letter import (
     dead_letter_headers,
     dead_letter_topic,
@@ -43,6 +44,7 @@ from services.kernel._tracing import (
 
 __all__ = [
     "PROBLEM_JSON",
+    "Delivery",
     "KernelError",
     "Problem",
     "ProblemError",
@@ -50,6 +52,8 @@ __all__ = [
     "Published",
     "Publisher",
     "ReadinessCheck",
+    "RecordConsumer",
+    "RetryPolicy",
     "ServerSentEvent",
     "ServiceNotConfiguredError",
     "Settings",
