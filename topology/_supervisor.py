@@ -28,7 +28,8 @@ class ProcessSpec:
 
 
 def local_graph(
-    *, host: str, log_port: int, data_dir: Path, streams_port: int = 4437
+    *, host: str, log_port: int, data_dir: Path, streams_port: int = 4437,
+    registry_port: int = 8081,
 ) -> list[ProcessSpec]:
     """The processes ``netscript up`` runs; later capabilities add theirs here."""
     cli = [sys.executable, "-m", "topology.cli"]
@@ -52,6 +53,12 @@ def local_graph(
             name="streams",
             args=[*cli, "streams", "serve", "--host", host, "--port", str(streams_port)],
             port=streams_port,
+            env={"KAFKA_BOOTSTRAP_SERVERS": f"{host}:{log_port}"},
+        ),
+        ProcessSpec(
+            name="registry",
+            args=[*cli, "registry", "serve", "--host", host, "--port", str(registry_port)],
+            port=registry_port,
             env={"KAFKA_BOOTSTRAP_SERVERS": f"{host}:{log_port}"},
         ),
     ]

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
+from topology._cli_registry import registry_app
 from topology._cli_streams import streams_app
+from topology._cli_topics import register_topic_commands
 from topology._signals import run_until_signalled
 
 app = typer.Typer(
@@ -19,6 +21,8 @@ app = typer.Typer(
 log_app = typer.Typer(help="The embedded Kafka-compatible log.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
 app.add_typer(streams_app, name="streams")
+app.add_typer(registry_app, name="registry")
+register_topic_commands(app)
 
 
 @app.command()
@@ -27,12 +31,13 @@ def up(
     log_port: Annotated[int, typer.Option(help="Port of the embedded log.")] = 9092,
     data_dir: Annotated[Path, typer.Option(help="Where the graph keeps its data.")] = Path(".data"),
     streams_port: Annotated[int, typer.Option(help="Port of the durable streams gateway.")] = 4437,
+    registry_port: Annotated[int, typer.Option(help="Port of the schema registry.")] = 8081,
 ) -> None:
     """Run the whole local graph on the embedded log, each service in its own process."""
     from topology._supervisor import local_graph, supervise
 
     specs = local_graph(host=host, log_port=log_port, data_dir=data_dir,
-                        streams_port=streams_port)
+                        streams_port=streams_port, registry_port=registry_port)
     code = 0
 
     async def main(stop: asyncio.Event) -> None:

@@ -13,9 +13,10 @@ from services.log.testing import free_port, wait_for_port
 
 
 def test_up_starts_the_graph_reports_it_and_stops_on_sigterm(tmp_path: Path) -> None:
-    """`netscript up` serves the log and the streams gateway on it, and exits 0 on SIGTERM."""
+    """`netscript up` serves the log, streams gateway and registry on it; SIGTERM exits 0."""
     port = free_port()
     streams_port = free_port()
+    registry_port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -28,6 +29,8 @@ def test_up_starts_the_graph_reports_it_and_stops_on_sigterm(tmp_path: Path) -> 
             str(tmp_path / "data"),
             "--streams-port",
             str(streams_port),
+            "--registry-port",
+            str(registry_port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -45,6 +48,9 @@ def test_up_starts_the_graph_reports_it_and_stops_on_sigterm(tmp_path: Path) -> 
         created = httpx.put(f"http://127.0.0.1:{streams_port}/v1/stream/up-check",
                             headers={"Content-Type": "text/plain"}, content=b"x", timeout=10)
         assert created.status_code == 201
+        wait_for_port("127.0.0.1", registry_port)
+        subjects = httpx.get(f"http://127.0.0.1:{registry_port}/subjects", timeout=10)
+        assert subjects.json() == []
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     finally:

@@ -1,0 +1,90 @@
+"""The schema registry: Avro schemas per subject, stored on the log, served Confluent's way.
+
+- the server: :func:`create_registry_app` (``netscript registry serve``, port 8081) and
+  :class:`SchemaRegistry`, its operations on the compacted ``_schemas`` topic;
+- compatibility: :class:`CompatibilityLevel`, :func:`check_compatibility`,
+  :func:`incompatibilities` (Avro's schema-resolution rules);
+- producing and consuming: :class:`RegistryClient` (any Confluent-compatible registry) and
+  :class:`AvroCodec` (Confluent's wire format: magic byte 0, 4-byte schema id, Avro body);
+- values: :class:`AvroSchema`, :class:`RegisteredSchema`, :class:`SchemaVersion`;
+- errors: :class:`RegistryError` and its tree (see ``_errors``).
+"""
+
+from services.registry._client import DEFAULT_URL, RegisteredSchema, RegistryClient
+from services.registry._codec import AvroCodec
+from services.registry._compatibility import (
+    DEFAULT_LEVEL,
+    CompatibilityLevel,
+    Incompatibility,
+    can_read,
+    check_compatibility,
+    incompatibilities,
+)
+from services.registry._errors import (
+    IncompatibleSchemaError,
+    InvalidCompatibilityLevelError,
+    InvalidSchemaError,
+    InvalidVersionError,
+    MalformedRequestError,
+    RegistryApiError,
+    RegistryError,
+    RegistryUnavailableError,
+    SchemaNotFoundError,
+    SchemaValidationError,
+    StoreError,
+    SubjectConfigNotFoundError,
+    SubjectNotFoundError,
+    SubjectNotSoftDeletedError,
+    SubjectSoftDeletedError,
+    VersionNotFoundError,
+    VersionNotSoftDeletedError,
+    VersionSoftDeletedError,
+    WireFormatError,
+)
+from services.registry._registry import SchemaRegistry
+from services.registry._schema import AvroSchema
+from services.registry._state import SchemaVersion
+from services.registry._store import DEFAULT_TOPIC
+from services.registry._wire import frame, is_framed, unframe
+from services.registry.api import RegistryConfig, create_registry_app
+
+__all__ = [
+    "DEFAULT_LEVEL",
+    "DEFAULT_TOPIC",
+    "DEFAULT_URL",
+    "AvroCodec",
+    "AvroSchema",
+    "CompatibilityLevel",
+    "Incompatibility",
+    "IncompatibleSchemaError",
+    "InvalidCompatibilityLevelError",
+    "InvalidSchemaError",
+    "InvalidVersionError",
+    "MalformedRequestError",
+    "RegisteredSchema",
+    "RegistryApiError",
+    "RegistryClient",
+    "RegistryConfig",
+    "RegistryError",
+    "RegistryUnavailableError",
+    "SchemaNotFoundError",
+    "SchemaRegistry",
+    "SchemaValidationError",
+    "SchemaVersion",
+    "StoreError",
+    "SubjectConfigNotFoundError",
+    "SubjectNotFoundError",
+    "SubjectNotSoftDeletedError",
+    "SubjectSoftDeletedError",
+    "VersionNotFoundError",
+    "VersionNotSoftDeletedError",
+    "VersionSoftDeletedError",
+    "WireFormatError",
+    "can_read",
+    "check_compatibility",
+    "create_registry_app",
+    "frame",
+    "incompatibilities",
+    "is_framed",
+    "unframe",
+]
