@@ -27,18 +27,24 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _TRACE_KEYS = frozenset({"traceparent", "tracestate"})
 
 
-def configure_tracing(settings: Settings) -> TracerProvider:
-    """Install (once per process) the tracer provider for ``settings.service_name``."""
+def configure_tracing(settings: Settings) -> TracerProvider | None:
+    """Install (once per process) the tracer provider for ``settings.service_name``.
+
+    Without ``OTEL_EXPORTER_OTLP_ENDPOINT`` nothing would ever read the spans, so the API's
+    no-op provider stays: spans cost nothing, while ``traceparent`` headers a request or record
+    brings in are still passed on. Returns the SDK provider when one is installed.
+    """
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         return current
-    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
-    if settings.otlp_endpoint:
-        # Imported here: the exporter pulls in protobuf, which processes without OTLP never need.
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    if not settings.otlp_endpoint:
+        return None
+    # Imported here: the exporter pulls in protobuf, which processes without OTLP never need.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+    endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
     return provider
 
