@@ -1,7 +1,8 @@
 """The streams gateway (``:4437``): the Durable Streams protocol under ``/v1/stream``.
 
 ``create_streams_app`` builds the FastAPI app; its lifespan connects to the log, replays the
-catalog and runs the expiry sweeper. Health checks and OpenAPI come from the kernel.
+catalog, runs the expiry sweeper and the subscription manager (``/v1/stream/__ds``). Health
+checks and OpenAPI come from the kernel.
 """
 
 from __future__ import annotations
@@ -21,9 +22,14 @@ from services.kernel import Settings, create_app, kafka_ready, problem_response
 from services.streams._catalog import Catalog
 from services.streams._errors import LogUnavailableError, StreamRequestError
 from services.streams._log import StreamLog
-from services.streams._middleware import BearerSecret, StreamsHeaders
+from services.streams._middleware import StreamsHeaders
 from services.streams._protocol import STREAM_PREFIX, ProtocolOptions, StreamsProtocol
 from services.streams._store import StreamStore
+from services.streams._subscription_routes import (
+    BearerSecretExceptWakeTokens,
+    install_subscription_routes,
+)
+from services.streams._subscriptions import SubscriptionManager
 from services.streams._view_routes import add_view_routes
 from services.streams._views import Views
 
@@ -68,7 +74,8 @@ def create_streams_app(settings: Settings, config: StreamsConfig) -> FastAPI:
             holder["protocol"] = StreamsProtocol(store, ProtocolOptions(
                 long_poll_timeout=config.long_poll_timeout, sse_lifetime=config.sse_lifetime,
                 private=config.secret is not None))
-            async with asyncio.TaskGroup() as tasks:
+            async with SubscriptionManager(store, log) as manager, asyncio.TaskGroup() as tasks:
+                holder["subscriptions"] = manager
                 sweeper = tasks.create_task(_sweep(store))
                 try:
                     yield
@@ -77,10 +84,15 @@ def create_streams_app(settings: Settings, config: StreamsConfig) -> FastAPI:
         finally:
             await log.close()
 
+    async def subscriptions_ready() -> None:
+        if "subscriptions" in holder:
+            holder["subscriptions"].check_health()
+
     app = create_app(
         title="NetScript durable streams",
         description="The Durable Streams protocol on the log: every stream is a topic.",
-        settings=settings, readiness={"log": kafka_ready(settings)}, lifespan=lifespan,
+        settings=settings, lifespan=lifespan,
+        readiness={"log": kafka_ready(settings), "subscriptions": subscriptions_ready},
     )
 
     async def protocol(request: Request) -> Response:
@@ -88,6 +100,8 @@ def create_streams_app(settings: Settings, config: StreamsConfig) -> FastAPI:
         return await handler.handle(request)
 
     add_view_routes(app, lambda: holder["views"])
+    # The reserved __ds control prefix is routed first: it is never an application stream.
+    install_subscription_routes(app, lambda: holder["subscriptions"])
     app.add_api_route(STREAM_PREFIX + "/{path:path}", protocol,
                       methods=["GET", "HEAD", "PUT", "POST", "DELETE"],
                       include_in_schema=False)
@@ -104,7 +118,7 @@ def create_streams_app(settings: Settings, config: StreamsConfig) -> FastAPI:
 
     app.add_exception_handler(StreamRequestError, on_stream_error)
     app.add_exception_handler(LogUnavailableError, on_log_down)
-    app.add_middleware(BearerSecret, secret=config.secret)
+    app.add_middleware(BearerSecretExceptWakeTokens, secret=config.secret)
     app.add_middleware(StreamsHeaders)
     return app
 
