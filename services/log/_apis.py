@@ -1,9 +1,11 @@
 """Which Kafka APIs and versions the broker speaks, and their wire schemas.
 
 Schemas come from aiokafka's protocol structs. Versions whose layout is identical to a
-neighbour (e.g. JoinGroup v3/v4 = v2) reuse it, and the few schemas aiokafka lacks or gets wrong
-are written in ``_schemas`` with aiokafka's field types. ``API_VERSIONS`` is exactly what
-ApiVersions advertises: every entry has a handler and a schema for every version in its range.
+neighbour (e.g. JoinGroup v3/v4 = v2) reuse it, and the schemas aiokafka lacks or gets wrong are
+written in ``_schemas`` with aiokafka's field types: single versions, and every version of the
+APIs with flexible versions (Metadata, DescribeGroups, ListGroups, DescribeCluster, SCRAM).
+``API_VERSIONS`` is exactly what ApiVersions advertises: every entry has a handler and a schema
+for every version in its range.
 """
 
 from __future__ import annotations
@@ -43,20 +45,29 @@ class ApiKey(enum.IntEnum):
     ADD_OFFSETS_TO_TXN = 25
     END_TXN = 26
     TXN_OFFSET_COMMIT = 28
+    DESCRIBE_ACLS = 29
+    CREATE_ACLS = 30
+    DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
     INCREMENTAL_ALTER_CONFIGS = 44
+    OFFSET_DELETE = 47
+    DESCRIBE_USER_SCRAM_CREDENTIALS = 50
+    ALTER_USER_SCRAM_CREDENTIALS = 51
+    DESCRIBE_CLUSTER = 60
 
 
-# The advertised ranges. They stop where aiokafka's structs stop: the next versions of these
+# The advertised ranges. Most stop where aiokafka's structs stop: the next versions of those
 # APIs are "flexible" (compact encodings and tagged fields), which its structs do not decode.
+# Metadata, DescribeGroups, ListGroups and the APIs that only exist flexible are written per
+# version in ``_schemas``.
 API_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.PRODUCE: (3, 8),
     ApiKey.FETCH: (4, 11),
     ApiKey.LIST_OFFSETS: (0, 5),
-    ApiKey.METADATA: (0, 5),
+    ApiKey.METADATA: (0, 12),
     ApiKey.OFFSET_COMMIT: (2, 7),
     ApiKey.OFFSET_FETCH: (1, 5),
     ApiKey.FIND_COORDINATOR: (0, 1),
@@ -64,8 +75,8 @@ API_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.HEARTBEAT: (0, 3),
     ApiKey.LEAVE_GROUP: (0, 1),
     ApiKey.SYNC_GROUP: (0, 3),
-    ApiKey.DESCRIBE_GROUPS: (0, 3),
-    ApiKey.LIST_GROUPS: (0, 2),
+    ApiKey.DESCRIBE_GROUPS: (0, 5),
+    ApiKey.LIST_GROUPS: (0, 5),
     ApiKey.API_VERSIONS: (0, 3),
     ApiKey.CREATE_TOPICS: (0, 4),
     ApiKey.DELETE_TOPICS: (0, 3),
@@ -75,11 +86,18 @@ API_VERSIONS: dict[ApiKey, tuple[int, int]] = {
     ApiKey.ADD_OFFSETS_TO_TXN: (0, 1),
     ApiKey.END_TXN: (0, 1),
     ApiKey.TXN_OFFSET_COMMIT: (0, 2),
+    ApiKey.DESCRIBE_ACLS: (0, 1),
+    ApiKey.CREATE_ACLS: (0, 1),
+    ApiKey.DELETE_ACLS: (0, 1),
     ApiKey.DESCRIBE_CONFIGS: (0, 2),
     ApiKey.ALTER_CONFIGS: (0, 1),
     ApiKey.CREATE_PARTITIONS: (0, 1),
     ApiKey.DELETE_GROUPS: (0, 1),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 0),
+    ApiKey.OFFSET_DELETE: (0, 0),
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: (0, 0),
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: (0, 0),
+    ApiKey.DESCRIBE_CLUSTER: (0, 1),
 }
 
 # (api, version) -> (api, version) whose layout it shares, per Kafka's message definitions.
@@ -136,8 +154,8 @@ def _from_aiokafka() -> dict[tuple[int, int], ApiSchema]:
                 responses[(cls.API_KEY, cls.API_VERSION)] = cls
     found: dict[tuple[int, int], ApiSchema] = {}
     for key, cls in requests.items():
-        # Pair by (api, version) rather than trusting RESPONSE_TYPE: aiokafka points
-        # DescribeGroups v3 at the v2 response, which lacks authorized_operations.
+        # Pair by (api, version) rather than trusting RESPONSE_TYPE, which aiokafka gets wrong
+        # for some versions (DescribeGroups v3 points at the v2 response).
         response = responses.get(key, cls.RESPONSE_TYPE)
         found[key] = ApiSchema(cls.SCHEMA, response.SCHEMA, cls.FLEXIBLE_VERSION)
     return found
@@ -170,11 +188,39 @@ def _build() -> dict[tuple[int, int], ApiSchema]:
         known[(ApiKey.LIST_OFFSETS, version)] = ApiSchema(
             _schemas.LIST_OFFSETS_V4_REQUEST, known[(ApiKey.LIST_OFFSETS, version)].response
         )
-    # aiokafka labels its ListGroups v2 request as v1; the v2 request is empty like v1's.
-    from aiokafka.protocol.admin import ListGroupsRequest_v1, ListGroupsResponse_v2
-
-    known[(ApiKey.LIST_GROUPS, 2)] = ApiSchema(
-        ListGroupsRequest_v1.SCHEMA, ListGroupsResponse_v2.SCHEMA
+    # Written per version: every version of these APIs, flexible or not.
+    per_version = {
+        ApiKey.METADATA: (_schemas.metadata_request, _schemas.metadata_response, 9),
+        ApiKey.DESCRIBE_GROUPS: (
+            _schemas.describe_groups_request,
+            _schemas.describe_groups_response,
+            5,
+        ),
+        ApiKey.LIST_GROUPS: (_schemas.list_groups_request, _schemas.list_groups_response, 3),
+        ApiKey.DESCRIBE_CLUSTER: (
+            _schemas.describe_cluster_request,
+            _schemas.describe_cluster_response,
+            0,
+        ),
+    }
+    for api, (request, response, first_flexible) in per_version.items():
+        low, high = API_VERSIONS[api]
+        for version in range(low, high + 1):
+            known[(api, version)] = ApiSchema(
+                request(version), response(version), flexible=version >= first_flexible
+            )
+    known[(ApiKey.OFFSET_DELETE, 0)] = ApiSchema(
+        _schemas.OFFSET_DELETE_V0_REQUEST, _schemas.OFFSET_DELETE_V0_RESPONSE
+    )
+    known[(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, 0)] = ApiSchema(
+        _schemas.DESCRIBE_USER_SCRAM_CREDENTIALS_V0_REQUEST,
+        _schemas.DESCRIBE_USER_SCRAM_CREDENTIALS_V0_RESPONSE,
+        flexible=True,
+    )
+    known[(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, 0)] = ApiSchema(
+        _schemas.ALTER_USER_SCRAM_CREDENTIALS_V0_REQUEST,
+        _schemas.ALTER_USER_SCRAM_CREDENTIALS_V0_RESPONSE,
+        flexible=True,
     )
     for alias, original in _SAME_AS.items():
         known[alias] = known[original]

@@ -14,15 +14,27 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from services.log import _handle_admin, _handle_data, _handle_groups, _handle_txn
+from services.log import (
+    _handle_acls,
+    _handle_admin,
+    _handle_cluster,
+    _handle_configs,
+    _handle_data,
+    _handle_groups,
+    _handle_scram,
+    _handle_txn,
+)
+from services.log._acls import AclStore
 from services.log._apis import ApiKey
 from services.log._catalog import Catalog
 from services.log._codec import Fields
-from services.log._config import BrokerConfig
+from services.log._config import BrokerConfig, TopicConfig
+from services.log._dynamic_config import CLUSTER_DEFAULT, DynamicConfigStore, topic_defaults
 from services.log._errors import BrokerClosedError, ErrorCode, KafkaError, StorageError
 from services.log._groups import GroupCoordinator
 from services.log._offsets import OffsetStore
 from services.log._partition import PartitionLog
+from services.log._scram import ScramStore
 from services.log._server import Connection, Handler, RequestContext
 from services.log._transactions import TransactionCoordinator
 
@@ -33,14 +45,20 @@ _HANDLERS: dict[ApiKey, Callable[..., Awaitable[Fields | None]]] = {
     ApiKey.FETCH: _handle_data.fetch,
     ApiKey.LIST_OFFSETS: _handle_data.list_offsets,
     ApiKey.DELETE_RECORDS: _handle_data.delete_records,
-    ApiKey.API_VERSIONS: _handle_admin.api_versions,
-    ApiKey.METADATA: _handle_admin.metadata,
+    ApiKey.API_VERSIONS: _handle_cluster.api_versions,
+    ApiKey.METADATA: _handle_cluster.metadata,
+    ApiKey.DESCRIBE_CLUSTER: _handle_cluster.describe_cluster,
     ApiKey.CREATE_TOPICS: _handle_admin.create_topics,
     ApiKey.DELETE_TOPICS: _handle_admin.delete_topics,
     ApiKey.CREATE_PARTITIONS: _handle_admin.create_partitions,
-    ApiKey.DESCRIBE_CONFIGS: _handle_admin.describe_configs,
-    ApiKey.ALTER_CONFIGS: _handle_admin.alter_configs,
-    ApiKey.INCREMENTAL_ALTER_CONFIGS: _handle_admin.incremental_alter_configs,
+    ApiKey.DESCRIBE_CONFIGS: _handle_configs.describe_configs,
+    ApiKey.ALTER_CONFIGS: _handle_configs.alter_configs,
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: _handle_configs.incremental_alter_configs,
+    ApiKey.CREATE_ACLS: _handle_acls.create_acls,
+    ApiKey.DESCRIBE_ACLS: _handle_acls.describe_acls,
+    ApiKey.DELETE_ACLS: _handle_acls.delete_acls,
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: _handle_scram.describe_user_scram_credentials,
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: _handle_scram.alter_user_scram_credentials,
     ApiKey.FIND_COORDINATOR: _handle_groups.find_coordinator,
     ApiKey.JOIN_GROUP: _handle_groups.join_group,
     ApiKey.SYNC_GROUP: _handle_groups.sync_group,
@@ -51,6 +69,7 @@ _HANDLERS: dict[ApiKey, Callable[..., Awaitable[Fields | None]]] = {
     ApiKey.DELETE_GROUPS: _handle_groups.delete_groups,
     ApiKey.OFFSET_COMMIT: _handle_groups.offset_commit,
     ApiKey.OFFSET_FETCH: _handle_groups.offset_fetch,
+    ApiKey.OFFSET_DELETE: _handle_groups.offset_delete,
     ApiKey.INIT_PRODUCER_ID: _handle_txn.init_producer_id,
     ApiKey.ADD_PARTITIONS_TO_TXN: _handle_txn.add_partitions_to_txn,
     ApiKey.ADD_OFFSETS_TO_TXN: _handle_txn.add_offsets_to_txn,
@@ -84,8 +103,11 @@ class Broker:
         except OSError as exc:
             raise StorageError(f"cannot create data directory {data_dir}: {exc}") from exc
         self._lock_data_dir(data_dir)
-        self.catalog = Catalog.open(data_dir, config.topic_defaults)
+        self.dynamic_configs = DynamicConfigStore.open(data_dir / "meta" / "broker-configs.journal")
+        self.catalog = Catalog.open(data_dir, self._topic_defaults())
         self.offsets = OffsetStore.open(data_dir / "meta" / "offsets.journal")
+        self.acls = AclStore.open(data_dir / "meta" / "acls.journal")
+        self.scram = ScramStore.open(data_dir / "meta" / "scram.journal")
         self.groups = GroupCoordinator(
             self.offsets,
             initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
@@ -178,8 +200,11 @@ class Broker:
 
     def _close_storage(self) -> None:
         self.transactions.close()
+        self.scram.close()
+        self.acls.close()
         self.offsets.close()
         self.catalog.close()
+        self.dynamic_configs.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -260,6 +285,17 @@ class Broker:
         """The partition a produce goes to, creating the topic if auto-creation is on."""
         self.ensure_topic(topic)
         return self.catalog.partition(topic, partition)
+
+    def apply_dynamic_configs(self) -> None:
+        """Let every topic see the broker-level topic defaults set dynamically."""
+        self.catalog.set_defaults(self._topic_defaults())
+
+    def _topic_defaults(self) -> TopicConfig:
+        return topic_defaults(
+            self.config.topic_defaults,
+            self.dynamic_configs.overrides(CLUSTER_DEFAULT),
+            self.dynamic_configs.overrides(str(self.node_id)),
+        )
 
     def append_event(self) -> asyncio.Event:
         """An event set at the next append (or transaction marker, or shutdown)."""

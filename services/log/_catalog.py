@@ -175,6 +175,15 @@ class Catalog:
             log.config = config
         self._journal.append(self._entry(topic))
 
+    def set_defaults(self, defaults: TopicConfig) -> None:
+        """New broker-level topic defaults (dynamic broker configs): every topic takes them
+        for the configs it does not override."""
+        self._defaults = defaults
+        for topic in self.topics.values():
+            topic.config = defaults.with_kafka(topic.overrides)
+            for log in topic.partitions:
+                log.config = topic.config
+
     def close(self) -> None:
         for topic in self.topics.values():
             for log in topic.partitions:

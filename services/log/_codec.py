@@ -27,6 +27,8 @@ from aiokafka.protocol.types import (
     UnsignedVarInt32,
 )
 
+from services.log._schemas import Uuid
+
 Fields = dict[str, Any]
 
 
@@ -84,6 +86,8 @@ def _default(kind: Any) -> Any:
         return False
     if kind in (Int8, Int16, Int32, Int64, UnsignedVarInt32):
         return 0
+    if kind is Uuid:
+        return Uuid.ZERO
     raise TypeError(f"no default for field type {kind!r}")
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
 from services.log._errors import ErrorCode
+
+CONSUMER_PROTOCOL_TYPE = "consumer"
 
 
 class GroupState(enum.Enum):
@@ -205,6 +208,20 @@ class Group:
             for m in self.members.values()
         ]
 
+    def subscribed_topics(self) -> set[str] | None:
+        """The topics a consumer group's members subscribe to (Kafka's
+        ``computeSubscribedTopics``); None when unknown: not a ``consumer`` group, no protocol
+        chosen yet, or a subscription that does not parse."""
+        if self.protocol_type != CONSUMER_PROTOCOL_TYPE or not self.protocol_name:
+            return None
+        topics: set[str] = set()
+        for member in self.members.values():
+            subscribed = _subscription_topics(member.metadata(self.protocol_name))
+            if subscribed is None:
+                return None
+            topics |= subscribed
+        return topics
+
     def describe(self) -> GroupDescription:
         """The group as DescribeGroups shows it; like Kafka, metadata only when Stable."""
         stable = self.state is GroupState.STABLE
@@ -226,6 +243,24 @@ class Group:
                 for m in self.members.values()
             ],
         )
+
+
+def _subscription_topics(metadata: bytes) -> set[str] | None:
+    """The topics of a consumer protocol subscription; every version starts like v0:
+    int16 version, then an array of int16-length strings."""
+    try:
+        (count,) = struct.unpack_from(">i", metadata, 2)
+        pos, topics = 6, set()
+        for _ in range(count):
+            (length,) = struct.unpack_from(">h", metadata, pos)
+            pos += 2
+            if length < 0 or pos + length > len(metadata):
+                return None
+            topics.add(metadata[pos : pos + length].decode())
+            pos += length
+    except (struct.error, UnicodeDecodeError):
+        return None
+    return topics
 
 
 def _common_protocols(members: list[Member]) -> set[str]:

@@ -20,7 +20,14 @@ import uuid
 from collections.abc import Callable, Mapping
 
 from services.log._errors import ErrorCode, KafkaError
-from services.log._group_state import Group, GroupDescription, GroupState, JoinResult, Member
+from services.log._group_state import (
+    CONSUMER_PROTOCOL_TYPE,
+    Group,
+    GroupDescription,
+    GroupState,
+    JoinResult,
+    Member,
+)
 from services.log._offsets import OffsetAndMetadata, Offsets, OffsetStore, TopicPartition
 from services.log._rebalance import Rebalancer
 
@@ -170,12 +177,13 @@ class GroupCoordinator:
             members=[],
         )
 
-    def list_groups(self) -> list[tuple[str, str]]:
-        """ListGroups: ``(group_id, protocol_type)``, including groups that only have offsets."""
-        listed = {gid: group.protocol_type for gid, group in self._groups.items()}
+    def list_groups(self) -> list[tuple[str, str, str]]:
+        """ListGroups: ``(group_id, protocol_type, state)``; a group that only has committed
+        offsets is listed as Empty with no protocol type."""
+        listed = {gid: (g.protocol_type, g.state.value) for gid, g in self._groups.items()}
         for group_id in self.offsets.groups():
-            listed.setdefault(group_id, "")
-        return sorted(listed.items())
+            listed.setdefault(group_id, ("", GroupState.EMPTY.value))
+        return [(gid, kind, state) for gid, (kind, state) in sorted(listed.items())]
 
     def delete(self, group_id: str) -> ErrorCode:
         """DeleteGroups: forget an empty group and its offsets.
@@ -229,6 +237,43 @@ class GroupCoordinator:
             self._rebalancer.touch(group.members[member_id])
         self.offsets.commit(group_id, offsets)
         return ErrorCode.NONE
+
+    def delete_offsets(
+        self, group_id: str, partitions: list[TopicPartition]
+    ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
+        """OffsetDelete, by Kafka's rules: the group-level error, or one error per partition.
+
+        An Empty group (or one that only has offsets) loses the offsets asked for; a consumer
+        group with members keeps those of topics they subscribe to (GROUP_SUBSCRIBED_TO_TOPIC);
+        any other group with members is NON_EMPTY_GROUP. An Empty group left without offsets
+        is gone, as after Kafka's cleanup.
+        """
+        if self._closed:
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE, {}
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID, {}
+        group = self._groups.get(group_id)
+        if group is None and group_id not in self.offsets.groups():
+            return ErrorCode.GROUP_ID_NOT_FOUND, {}
+        errors: dict[TopicPartition, ErrorCode] = {}
+        if group is not None and group.state is not GroupState.EMPTY:
+            if group.protocol_type != CONSUMER_PROTOCOL_TYPE:
+                return ErrorCode.NON_EMPTY_GROUP, {}
+            subscribed = group.subscribed_topics()  # None: unknown, so every topic is kept
+            for tp in partitions:
+                if subscribed is None or tp[0] in subscribed:
+                    errors[tp] = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
+        deletable = [tp for tp in partitions if tp not in errors]
+        self.offsets.forget(group_id, deletable)
+        errors.update(dict.fromkeys(deletable, ErrorCode.NONE))
+        if (
+            group is not None
+            and group.state is GroupState.EMPTY
+            and not group.pending_members
+            and group_id not in self.offsets.groups()
+        ):
+            del self._groups[group_id]
+        return ErrorCode.NONE, errors
 
     def fetch_offsets(self, *, group_id: str, partitions: list[TopicPartition] | None) -> Offsets:
         """OffsetFetch: committed offsets, ``(-1, "")`` for partitions never committed.

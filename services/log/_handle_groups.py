@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from services.log._acls import ResourceType, authorized_operations
 from services.log._codec import Fields
 from services.log._errors import ErrorCode, KafkaError
 from services.log._server import RequestContext
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 
 COORDINATOR_GROUP = 0
 COORDINATOR_TRANSACTION = 1
+CLASSIC_GROUP_TYPE = "classic"
 
 
 async def find_coordinator(broker: Broker, ctx: RequestContext, req: Fields) -> Fields:
@@ -87,6 +89,9 @@ async def leave_group(broker: Broker, ctx: RequestContext, req: Fields) -> Field
 
 
 async def describe_groups(broker: Broker, ctx: RequestContext, req: Fields) -> Fields:
+    operations = authorized_operations(
+        ResourceType.GROUP, requested=bool(req.get("include_authorized_operations"))
+    )
     groups = []
     for group_id in req["groups"]:
         described = broker.groups.describe(group_id)
@@ -100,6 +105,7 @@ async def describe_groups(broker: Broker, ctx: RequestContext, req: Fields) -> F
                 "members": [
                     {
                         "member_id": m.member_id,
+                        "group_instance_id": m.group_instance_id,
                         "client_id": m.client_id,
                         "client_host": m.client_host,
                         "member_metadata": m.metadata,
@@ -107,19 +113,31 @@ async def describe_groups(broker: Broker, ctx: RequestContext, req: Fields) -> F
                     }
                     for m in described.members
                 ],
-                "authorized_operations": -2147483648,
+                "authorized_operations": operations,
             }
         )
     return {"throttle_time_ms": 0, "groups": groups}
 
 
 async def list_groups(broker: Broker, ctx: RequestContext, req: Fields) -> Fields:
+    # Filters (v4+, v5+) match case-insensitively, as Kafka's group coordinator does; every
+    # group here speaks the classic protocol.
+    states = {s.lower() for s in req.get("states_filter") or []}
+    types = {t.lower() for t in req.get("types_filter") or []}
+    if types and CLASSIC_GROUP_TYPE not in types:
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": []}
     return {
         "throttle_time_ms": 0,
         "error_code": ErrorCode.NONE,
         "groups": [
-            {"group": group_id, "protocol_type": protocol_type}
-            for group_id, protocol_type in broker.groups.list_groups()
+            {
+                "group": group_id,
+                "protocol_type": protocol_type,
+                "group_state": state,
+                "group_type": CLASSIC_GROUP_TYPE,
+            }
+            for group_id, protocol_type, state in broker.groups.list_groups()
+            if not states or state.lower() in states
         ],
     }
 
@@ -129,6 +147,40 @@ async def delete_groups(broker: Broker, ctx: RequestContext, req: Fields) -> Fie
     for group_id in req["groups_names"]:
         results.append({"group_id": group_id, "error_code": broker.groups.delete(group_id)})
     return {"throttle_time_ms": 0, "results": results}
+
+
+async def offset_delete(broker: Broker, ctx: RequestContext, req: Fields) -> Fields:
+    errors: dict[tuple[str, int], ErrorCode] = {}
+    known: list[tuple[str, int]] = []
+    for t in req["topics"]:
+        for p in t["partitions"]:
+            key = (t["name"], p["partition_index"])
+            try:
+                broker.catalog.partition(*key)
+                known.append(key)
+            except KafkaError as exc:
+                errors[key] = exc.code  # Kafka answers unknown partitions before the group
+    group_error, deleted = broker.groups.delete_offsets(req["group_id"], known)
+    if group_error is not ErrorCode.NONE:
+        return {"error_code": group_error, "throttle_time_ms": 0, "topics": []}
+    errors.update(deleted)
+    return {
+        "error_code": ErrorCode.NONE,
+        "throttle_time_ms": 0,
+        "topics": [
+            {
+                "name": t["name"],
+                "partitions": [
+                    {
+                        "partition_index": p["partition_index"],
+                        "error_code": errors[(t["name"], p["partition_index"])],
+                    }
+                    for p in t["partitions"]
+                ],
+            }
+            for t in req["topics"]
+        ],
+    }
 
 
 async def offset_commit(broker: Broker, ctx: RequestContext, req: Fields) -> Fields:

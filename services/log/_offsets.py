@@ -96,6 +96,18 @@ class OffsetStore:
         else:
             self._check_open()
 
+    def forget(self, group_id: str, partitions: Iterable[TopicPartition]) -> None:
+        """Forget the group's committed offsets of ``partitions`` (OffsetDelete); durable on
+        return. A group left without offsets is no longer listed by :meth:`groups`."""
+        committed = self._committed.get(group_id, {})
+        gone = sorted({tp for tp in partitions if tp in committed})
+        if gone:
+            self._write(
+                {"op": "forget", "group": group_id, "partitions": [list(tp) for tp in gone]}
+            )
+        else:
+            self._check_open()
+
     def stage(
         self, producer_id: int, group_id: str, offsets: Mapping[TopicPartition, OffsetAndMetadata]
     ) -> None:
@@ -166,6 +178,12 @@ class OffsetStore:
                 self._committed.setdefault(entry["group"], {}).update(_decode(entry["offsets"]))
             elif op == "delete":
                 self._committed.pop(entry["group"], None)
+            elif op == "forget":
+                committed = self._committed.get(entry["group"], {})
+                for topic, partition in entry["partitions"]:
+                    committed.pop((topic, _int(partition)), None)
+                if not committed:
+                    self._committed.pop(entry["group"], None)
             elif op == "stage":
                 groups = self._staged.setdefault(_int(entry["pid"]), {})
                 groups.setdefault(entry["group"], {}).update(_decode(entry["offsets"]))

@@ -573,7 +573,7 @@ async def test_list_describe_and_delete_groups(
         group_id="tools", generation_id=-1, member_id="", offsets={("t", 0): (1, "", -1)}
     )
     (member,) = await form_group(coordinator, clock, 1)
-    assert coordinator.list_groups() == [(GROUP, "consumer"), ("tools", "")]
+    assert coordinator.list_groups() == [(GROUP, "consumer", "Stable"), ("tools", "", "Empty")]
     assert coordinator.describe("tools").state == "Empty"
     assert coordinator.describe("nobody").state == "Dead"
     described = coordinator.describe(GROUP)
@@ -584,7 +584,7 @@ async def test_list_describe_and_delete_groups(
     assert coordinator.delete(GROUP) is ErrorCode.NON_EMPTY_GROUP
     assert coordinator.delete("tools") is ErrorCode.NONE
     assert coordinator.delete("tools") is ErrorCode.GROUP_ID_NOT_FOUND
-    assert coordinator.list_groups() == [(GROUP, "consumer")]
+    assert coordinator.list_groups() == [(GROUP, "consumer", "Stable")]
 
 
 async def test_close_answers_parked_calls(coordinator: GroupCoordinator) -> None:
