@@ -51,8 +51,8 @@ class StreamsProtocol:
         self._store = store
         self._options = options
 
-    async def handle(self, request: Request) -> Response:
-        path = "/" + request.path_params["path"]
+    async def handle(self, request: Request, path: str) -> Response:
+        """Answer one protocol request on the stream at ``path`` (``/a/b``)."""
         method = request.method
         if method == "PUT":
             return await self._create(request, path)

@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from services.kernel import Settings, create_app, kafka_ready, problem_response
 from services.streams._catalog import Catalog
 from services.streams._errors import LogUnavailableError, StreamRequestError
+from services.streams._gateway import StreamsGateway
 from services.streams._log import StreamLog
 from services.streams._middleware import StreamsHeaders
-from services.streams._protocol import STREAM_PREFIX, ProtocolOptions, StreamsProtocol
+from services.streams._protocol import ProtocolOptions, StreamsProtocol
 from services.streams._store import StreamStore
 from services.streams._subscription_routes import (
     BearerSecretExceptWakeTokens,
@@ -58,8 +59,8 @@ class StreamsConfig:
         )
 
 
-def create_streams_app(settings: Settings, config: StreamsConfig) -> FastAPI:
-    """The streams gateway for ``settings``' log."""
+def create_streams_app(settings: Settings, config: StreamsConfig) -> StreamsGateway:
+    """The streams gateway for ``settings``' log (an ASGI app; ``.api`` is its FastAPI part)."""
     holder: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
@@ -95,16 +96,9 @@ def create_streams_app(settings: Settings, config: StreamsConfig) -> FastAPI:
         readiness={"log": kafka_ready(settings), "subscriptions": subscriptions_ready},
     )
 
-    async def protocol(request: Request) -> Response:
-        handler: StreamsProtocol = holder["protocol"]
-        return await handler.handle(request)
-
     add_view_routes(app, lambda: holder["views"])
     # The reserved __ds control prefix is routed first: it is never an application stream.
     install_subscription_routes(app, lambda: holder["subscriptions"])
-    app.add_api_route(STREAM_PREFIX + "/{path:path}", protocol,
-                      methods=["GET", "HEAD", "PUT", "POST", "DELETE"],
-                      include_in_schema=False)
 
     async def on_stream_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StreamRequestError)
@@ -120,7 +114,7 @@ def create_streams_app(settings: Settings, config: StreamsConfig) -> FastAPI:
     app.add_exception_handler(LogUnavailableError, on_log_down)
     app.add_middleware(BearerSecretExceptWakeTokens, secret=config.secret)
     app.add_middleware(StreamsHeaders)
-    return app
+    return StreamsGateway(app, lambda: holder["protocol"], secret=config.secret)
 
 
 async def _sweep(store: StreamStore) -> None:
