@@ -178,7 +178,7 @@ class StreamsProtocol:
 
     async def _long_poll(self, path: str, offset: int, cursor: str | None) -> Response:
         arrived = await self._store.wait(path, offset, self._options.long_poll_timeout)
-        chunk = await self._store.read(path, offset)
+        chunk = await self._store.read(path, offset, recent_ok=True)
         if not arrived or not chunk.values:
             out = {"Stream-Next-Offset": format_offset(chunk.next_offset),
                    "Stream-Up-To-Date": "true", "Cache-Control": "no-store"}
@@ -234,7 +234,8 @@ class StreamsProtocol:
         sent_control = False
         while True:
             try:
-                chunk = await self._store.read(path, offset)
+                # After the first read, what this loop reads was just appended.
+                chunk = await self._store.read(path, offset, recent_ok=sent_control)
             except StreamRequestError:
                 return  # deleted or expired while streaming: end the event stream
             if chunk.values or not sent_control or chunk.closed:

@@ -10,9 +10,11 @@ final data, so "append and close" is atomic; the marker takes a log offset that 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +36,8 @@ from services.streams._writers import ProducerClaim, ProducerState, Verdict, Wri
 CLOSE_KEY = b"ds:close"
 PRODUCER_HEADER = "ds-producer"
 STREAM_SEQ_HEADER = "ds-stream-seq"
+RECENT_RECORDS = 1024
+RECENT_BYTES = 4 * 1024 * 1024
 STREAM_TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": "-1",
                         "retention.bytes": "-1", "max.message.bytes": str(17 * 1024 * 1024)}
 
@@ -88,6 +92,37 @@ class _Live:
         default_factory=list)
     draining: bool = False
     gone: bool = False
+    # The latest appends as (log offset, value), contiguous and ending at log_end: live readers
+    # (long-poll, SSE) and read-after-write are served without a round trip to the log.
+    recent: deque[tuple[int, bytes]] = field(default_factory=deque)
+    recent_bytes: int = 0
+
+    def remember(self, base: int, records: Sequence[OutRecord]) -> None:
+        if self.recent and self.recent[-1][0] + 1 != base:
+            self.recent.clear()
+            self.recent_bytes = 0
+        for index, record in enumerate(records):
+            if record.key == CLOSE_KEY or record.value is None:
+                continue
+            self.recent.append((base + index, record.value))
+            self.recent_bytes += len(record.value)
+        while self.recent and (len(self.recent) > RECENT_RECORDS
+                               or self.recent_bytes > RECENT_BYTES):
+            self.recent_bytes -= len(self.recent.popleft()[1])
+
+    def cached(self, start: int, end: int, max_bytes: int) -> list[tuple[int, bytes]] | None:
+        """Records with log offsets in ``[start, end)`` if the cache holds them all."""
+        if not self.recent or start < self.recent[0][0]:
+            return None
+        index = start - self.recent[0][0]
+        out: list[tuple[int, bytes]] = []
+        size = 0
+        for offset, value in itertools.islice(self.recent, index, None):
+            if offset >= end or (out and size + len(value) > max_bytes):
+                break
+            out.append((offset, value))
+            size += len(value)
+        return out
 
     @property
     def base(self) -> int:
@@ -336,10 +371,11 @@ class StreamStore:
                 closed = closed or request.close
             outcomes.append((future, result))
         if records:
-            await self._log.append(live.meta.topic, records)
+            base = await self._log.append(live.meta.topic, records)
+            live.remember(base, records)
+            live.log_end = base + len(records)
         closing = closed and not live.meta.closed
         live.writer = state
-        live.log_end += len(records)
         if closing:
             live.meta = live.meta.with_(closed=True, closed_by=state.closed_by)
         live.notify()
@@ -447,8 +483,14 @@ class StreamStore:
         live = await self._get(path, touch=touch)
         return live.meta, live.tail
 
-    async def read(self, path: str, offset: int | None, *, touch: bool = True) -> ReadResult:
-        """A chunk from ``offset`` (None: the tail, i.e. nothing)."""
+    async def read(self, path: str, offset: int | None, *, touch: bool = True,
+                   recent_ok: bool = False) -> ReadResult:
+        """A chunk from ``offset`` (None: the tail, i.e. nothing).
+
+        ``recent_ok`` lets a live reader that just waited for new data take it from the
+        in-memory copy of the latest appends; other reads ask the log, which alone knows
+        whether retention dropped the offset.
+        """
         live = await self._get(path, touch=touch)
         if offset is None:
             return ReadResult(values=[], offsets=[], start=live.tail, next_offset=live.tail,
@@ -456,7 +498,8 @@ class StreamStore:
         if offset > live.tail:
             raise BadStreamRequestError("offset is past the stream's tail")
         try:
-            return await self.read_meta(live.meta, offset, max_bytes=self._max_read_bytes)
+            return await self.read_meta(live.meta, offset, max_bytes=self._max_read_bytes,
+                                        recent_ok=recent_ok)
         except OffsetTrimmedError as exc:
             raise StreamGoneError(
                 f"offset {format_offset(offset)} is before the earliest retained data") from exc
@@ -467,7 +510,8 @@ class StreamStore:
         return live.base + await self._log.start_offset(live.meta.topic)
 
     async def read_meta(
-        self, meta: StreamMeta, offset: int, *, max_bytes: int, limit: int | None = None
+        self, meta: StreamMeta, offset: int, *, max_bytes: int, limit: int | None = None,
+        recent_ok: bool = False,
     ) -> ReadResult:
         """A chunk of ``meta``'s stream from ``offset``, leaving out offsets at/after ``limit``."""
         live = self._live.get(meta.path)
@@ -495,14 +539,22 @@ class StreamStore:
                                   tail=live.tail, closed=False, meta=live.meta)
             position = fork.base
         if position < tail:
-            records, _hw = await self._log.read(
-                live.meta.topic, position - live.base, max_bytes=max(max_bytes, 1),
-                end=tail - live.base)
-            for record in records:
-                position = live.base + record.offset + 1
-                if record.key != CLOSE_KEY and record.value is not None:
-                    values.append(record.value)
-                    offsets.append(live.base + record.offset)
+            hits = (live.cached(position - live.base, tail - live.base, max(max_bytes, 1))
+                    if recent_ok else None)
+            if hits is not None:
+                for log_offset, value in hits:
+                    values.append(value)
+                    offsets.append(live.base + log_offset)
+                    position = live.base + log_offset + 1
+            else:
+                records, _hw = await self._log.read(
+                    live.meta.topic, position - live.base, max_bytes=max(max_bytes, 1),
+                    end=tail - live.base)
+                for record in records:
+                    position = live.base + record.offset + 1
+                    if record.key != CLOSE_KEY and record.value is not None:
+                        values.append(record.value)
+                        offsets.append(live.base + record.offset)
         position = min(position, tail)
         return ReadResult(values=values, offsets=offsets, start=offset, next_offset=position,
                           tail=live.tail,

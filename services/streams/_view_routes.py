@@ -113,9 +113,10 @@ async def _events(
         yield json_event(_snapshot(view, entity_type, key), event="snapshot",
                          id=format_offset(view.applied))
         offset = view.applied
+    waited = False
     while True:
         try:
-            changes = await views.read_changes(view.path, offset)
+            changes = await views.read_changes(view.path, offset, live=waited)
         except StreamGoneError:
             # The client's position is older than what the log retains: start it over.
             await view.catch_up()
@@ -138,3 +139,4 @@ async def _events(
             await view.wait_for(offset + 1, 15.0)
         except StreamRequestError:
             return
+        waited = True

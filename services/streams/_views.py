@@ -166,9 +166,12 @@ class Views:
                     self._views[meta.topic] = view
         return view
 
-    async def read_changes(self, path: str, offset: int) -> Changes:
-        """Change events of ``path`` from ``offset`` (raises StreamGoneError when trimmed)."""
-        chunk = await self._store.read(path, offset, touch=False)
+    async def read_changes(self, path: str, offset: int, *, live: bool = False) -> Changes:
+        """Change events of ``path`` from ``offset`` (raises StreamGoneError when trimmed).
+
+        ``live``: the caller waited for these appends (they may come from memory).
+        """
+        chunk = await self._store.read(path, offset, touch=False, recent_ok=live)
         events: list[dict[str, Any]] = []
         for value in chunk.values:
             events.extend(e for e in json.loads(value) if isinstance(e, dict))
