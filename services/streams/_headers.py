@@ -115,17 +115,26 @@ def read_query(query: QueryParams) -> ReadQuery:
 
 
 def json_messages(body: bytes, *, allow_empty: bool) -> bytes | None:
-    """A JSON body as the stored JSON array of its messages (one level of array flattened)."""
+    """A JSON body as the stored JSON array of its messages (one level of array flattened).
+
+    The body is validated, then stored as sent: an array body already is the array of its
+    messages, any other value is wrapped in one — no re-serialisation on the write path.
+    """
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadStreamRequestError(f"body is not valid JSON: {exc}") from exc
-    messages = value if isinstance(value, list) else [value]
-    if not messages:
-        if allow_empty:
-            return None
-        raise BadStreamRequestError("an empty JSON array appends nothing")
-    return json.dumps(messages, separators=(",", ":"), ensure_ascii=False).encode()
+    if isinstance(value, list):
+        if not value:
+            if allow_empty:
+                return None
+            raise BadStreamRequestError("an empty JSON array appends nothing")
+        return body.strip()
+    return b"[" + body.strip() + b"]"
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def is_text(content_type: str) -> bool:
