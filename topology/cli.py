@@ -9,9 +9,19 @@ from typing import Annotated
 
 import typer
 
+from topology._appfile import APP_FILE
+from topology._cli_graph import (
+    AppOption,
+    PortOption,
+    fail,
+    load_app,
+    parse_ports,
+    register_graph_commands,
+)
 from topology._cli_registry import registry_app
 from topology._cli_streams import streams_app
 from topology._cli_topics import register_topic_commands
+from topology._model import Target
 from topology._signals import run_until_signalled
 
 app = typer.Typer(
@@ -23,28 +33,73 @@ app.add_typer(log_app, name="log")
 app.add_typer(streams_app, name="streams")
 app.add_typer(registry_app, name="registry")
 register_topic_commands(app)
+register_graph_commands(app)
 
 
 @app.command()
 def up(
-    host: Annotated[str, typer.Option(help="Interface every service binds to.")] = "127.0.0.1",
-    log_port: Annotated[int, typer.Option(help="Port of the embedded log.")] = 9092,
-    data_dir: Annotated[Path, typer.Option(help="Where the graph keeps its data.")] = Path(".data"),
-    streams_port: Annotated[int, typer.Option(help="Port of the durable streams gateway.")] = 4437,
-    registry_port: Annotated[int, typer.Option(help="Port of the schema registry.")] = 8081,
+    app_file: AppOption = None,
+    host: Annotated[str, typer.Option(help="Interface every process binds to.")] = "127.0.0.1",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where the graph keeps its data [default: .data next to "
+                                       "the app file].")
+    ] = None,
+    port: PortOption = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", metavar="NAME",
+                     help="Start only these resources and what they depend on (repeatable, or "
+                          "comma-separated)."),
+    ] = None,
+    max_restarts: Annotated[
+        int, typer.Option(min=0, help="Restarts in a row after which a crashing child is given "
+                                      "up and the graph stopped.")
+    ] = 4,
+    log_port: Annotated[int | None, typer.Option(help="Port of the embedded log.")] = None,
+    streams_port: Annotated[int | None, typer.Option(help="Port of the streams gateway.")
+                            ] = None,
+    registry_port: Annotated[int | None, typer.Option(help="Port of the schema registry.")
+                             ] = None,
 ) -> None:
-    """Run the whole local graph on the embedded log, each service in its own process."""
-    from topology._supervisor import local_graph, supervise
+    """Run the graph of netscript.toml on this machine, each process its own child process."""
+    from rich.console import Console
 
-    specs = local_graph(host=host, log_port=log_port, data_dir=data_dir,
-                        streams_port=streams_port, registry_port=registry_port)
+    from topology._compose import ENV_FILE
+    from topology._errors import TopologyError
+    from topology._graph import build_graph
+    from topology._supervisor import Supervisor, load_secrets, selection
+    from topology._units import RestartPolicy
+
+    ports = parse_ports(port)
+    for name, value in (("log", log_port), ("streams", streams_port),
+                        ("registry", registry_port)):
+        if value is not None:
+            ports.setdefault(name, value)
+    names = [n.strip() for item in only or () for n in item.split(",") if n.strip()]
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:  # piped: wide enough for the table, never wrapped
+        console = Console(highlight=False, soft_wrap=True, width=140)
+    try:
+        loaded = load_app(app_file)
+        graph = build_graph(loaded, target=Target.LOCAL, host=host, ports=ports,
+                            data_dir=data_dir.resolve() if data_dir else None)
+        supervisor = Supervisor(graph, selection(graph, names), console=console,
+                                secrets=load_secrets(loaded.root / ENV_FILE),
+                                policy=RestartPolicy(max_failures=max_restarts + 1))
+    except TopologyError as exc:
+        raise fail(exc) from None
+    if loaded.path is None:
+        console.print(f"no {APP_FILE} here: running the built-in graph (log, registry, streams)")
     code = 0
 
     async def main(stop: asyncio.Event) -> None:
         nonlocal code
-        code = await supervise(specs, host=host, stop=stop)
+        code = await supervisor.run(stop)
 
-    run_until_signalled(main)
+    try:
+        run_until_signalled(main)
+    except TopologyError as exc:
+        raise fail(exc) from None
     raise typer.Exit(code)
 
 
