@@ -148,6 +148,14 @@ def log_serve(
     cleaner_interval_ms: Annotated[
         int, typer.Option(help="How often retention and compaction run.")
     ] = 30_000,
+    max_open_files: Annotated[
+        int | None,
+        typer.Option(
+            help="Most segment files open at once, least recently used closed first "
+            "(default: half of `ulimit -n`, at least 64).",
+            envvar="NETSCRIPT_LOG_MAX_OPEN_FILES",
+        ),
+    ] = None,
 ) -> None:
     """Serve the Kafka protocol from a durable data directory until SIGINT/SIGTERM."""
     from services.log import Broker, BrokerConfig, LogError
@@ -164,6 +172,7 @@ def log_serve(
         auto_create_topics=auto_create_topics,
         flush_interval_ms=flush_interval_ms,
         cleaner_interval_ms=cleaner_interval_ms,
+        max_open_files=max_open_files,
     )
 
     async def main(stop: asyncio.Event) -> None:

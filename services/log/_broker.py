@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import functools
 import logging
@@ -30,7 +31,14 @@ from services.log._catalog import Catalog
 from services.log._codec import Fields
 from services.log._config import BrokerConfig, TopicConfig
 from services.log._dynamic_config import CLUSTER_DEFAULT, DynamicConfigStore, topic_defaults
-from services.log._errors import BrokerClosedError, ErrorCode, KafkaError, StorageError
+from services.log._errors import (
+    BrokerClosedError,
+    ErrorCode,
+    KafkaError,
+    StorageError,
+    TooManyOpenFilesError,
+)
+from services.log._files import OpenFiles, default_max_open_files
 from services.log._groups import GroupCoordinator
 from services.log._offsets import OffsetStore
 from services.log._partition import PartitionLog
@@ -39,6 +47,10 @@ from services.log._server import Connection, Handler, RequestContext
 from services.log._transactions import TransactionCoordinator
 
 log = logging.getLogger("netscript.log")
+
+LoopErrorHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+# asyncio reports a failed accept() up to once per pending connection, every second.
+_ACCEPT_REPORT_INTERVAL_S = 10.0
 
 _HANDLERS: dict[ApiKey, Callable[..., Awaitable[Fields | None]]] = {
     ApiKey.PRODUCE: _handle_data.produce,
@@ -97,6 +109,10 @@ class Broker:
         self._address: tuple[str, int] = (config.host, config.port)
         self._connections: set[asyncio.Task[None]] = set()
         self._lock_fd: int | None = None
+        self._previous_loop_handler: LoopErrorHandler | None = None
+        self._accept_failures = 0
+        self._accept_quiet_until = 0.0
+        self.open_files = OpenFiles(config.max_open_files or default_max_open_files())
         data_dir = Path(config.data_dir)
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +120,7 @@ class Broker:
             raise StorageError(f"cannot create data directory {data_dir}: {exc}") from exc
         self._lock_data_dir(data_dir)
         self.dynamic_configs = DynamicConfigStore.open(data_dir / "meta" / "broker-configs.journal")
-        self.catalog = Catalog.open(data_dir, self._topic_defaults())
+        self.catalog = Catalog.open(data_dir, self._topic_defaults(), self.open_files)
         self.offsets = OffsetStore.open(data_dir / "meta" / "offsets.journal")
         self.acls = AclStore.open(data_dir / "meta" / "acls.journal")
         self.scram = ScramStore.open(data_dir / "meta" / "scram.journal")
@@ -181,10 +197,56 @@ class Broker:
         )
         sock = self._server.sockets[0].getsockname()
         self._address = (sock[0], sock[1])
-        log.info("log broker listening on %s:%d", *self._address)
+        loop = asyncio.get_running_loop()
+        self._previous_loop_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._on_loop_error)
+        log.info(
+            "log broker listening on %s:%d (at most %d segment files open)",
+            *self._address,
+            self.open_files.limit,
+        )
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Say what to do when accept() runs out of descriptors; pass anything else on.
+
+        asyncio stops accepting for a second and tries again, while every open connection
+        goes on being served; its own report is a traceback per pending connection and retry.
+        This one is a line every ``_ACCEPT_REPORT_INTERVAL_S`` at most.
+        """
+        exc = context.get("exception")
+        sock = context.get("socket")
+        ours = (
+            self._server is not None
+            and sock is not None
+            and any(listening.fileno() == sock.fileno() for listening in self._server.sockets)
+        )
+        if ours and isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+            self._accept_failures += 1
+            now = time.monotonic()
+            if now >= self._accept_quiet_until:
+                log.error(
+                    "cannot accept connections: %s (%d failed accept() calls; open: %d "
+                    "connections, %d of at most %d segment files); clients wait while accept "
+                    "is retried every second. Raise `ulimit -n` or lower --max-open-files",
+                    exc.strerror,
+                    self._accept_failures,
+                    len(self._connections),
+                    self.open_files.open_count,
+                    self.open_files.limit,
+                )
+                self._accept_failures = 0
+                self._accept_quiet_until = now + _ACCEPT_REPORT_INTERVAL_S
+            return
+        if self._previous_loop_handler is not None:
+            self._previous_loop_handler(loop, context)
+        else:
+            loop.default_exception_handler(context)
 
     async def _stop(self) -> None:
         self.closing = True
+        loop = asyncio.get_running_loop()
+        if loop.get_exception_handler() == self._on_loop_error:
+            loop.set_exception_handler(self._previous_loop_handler)
         self.notify_appended()  # release long-polling fetches
         self.groups.close()
         if self._server is not None:
@@ -228,7 +290,12 @@ class Broker:
             await asyncio.sleep(interval)
             for topic in self.catalog:
                 for partition in topic.partitions:
-                    await partition.sync()
+                    try:
+                        await partition.sync()
+                    except TooManyOpenFilesError as exc:
+                        # Connections hold every descriptor; the data stays pending for the
+                        # next round. (A failed fsync is not retried: it stops the broker.)
+                        log.warning("cannot flush %s yet: %s", topic.name, exc)
 
     async def _clean_loop(self) -> None:
         interval = self.config.cleaner_interval_ms / 1000

@@ -2,7 +2,8 @@
 
 Topic facts are journaled (``meta/topics.journal``) before they are acknowledged, so a topic
 created, altered or deleted survives ``kill -9``. Each partition's records live in
-``topics/<topic>-<partition>/`` as segment files owned by ``PartitionLog``.
+``topics/<topic>-<partition>/`` as segment files owned by ``PartitionLog``, opened through
+one ``OpenFiles`` cache shared by every partition.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from services.log._config import TopicConfig
 from services.log._errors import ErrorCode, KafkaError
+from services.log._files import OpenFiles
 from services.log._journal import Journal
 from services.log._partition import PartitionLog
 
@@ -47,17 +49,20 @@ def validate_topic_name(name: str) -> None:
 class Catalog:
     """Creates, alters, deletes and finds topics; persists every change."""
 
-    def __init__(self, data_dir: Path, defaults: TopicConfig, journal: Journal) -> None:
+    def __init__(
+        self, data_dir: Path, defaults: TopicConfig, journal: Journal, files: OpenFiles
+    ) -> None:
         self._data_dir = data_dir
         self._defaults = defaults
         self._journal = journal
+        self._files = files
         self.topics: dict[str, Topic] = {}
 
     @classmethod
-    def open(cls, data_dir: Path, defaults: TopicConfig) -> Catalog:
+    def open(cls, data_dir: Path, defaults: TopicConfig, files: OpenFiles) -> Catalog:
         """Load the catalog and open (recover) every partition log."""
         journal = Journal.open(data_dir / "meta" / "topics.journal")
-        catalog = cls(data_dir, defaults, journal)
+        catalog = cls(data_dir, defaults, journal, files)
         state: dict[str, dict[str, object]] = {}
         for entry in journal.replay():
             if entry["op"] == "put":
@@ -194,7 +199,9 @@ class Catalog:
         return self._data_dir / "topics" / f"{topic.name}-{partition}"
 
     def _open_partition(self, topic: Topic, partition: int) -> PartitionLog:
-        return PartitionLog.open(self._partition_dir(topic, partition), config=topic.config)
+        return PartitionLog.open(
+            self._partition_dir(topic, partition), config=topic.config, files=self._files
+        )
 
     @staticmethod
     def _entry(topic: Topic) -> dict[str, object]:

@@ -111,7 +111,9 @@ def compact(
     cleaned: list[Segment] = []
     freed = 0
     for index, old in enumerate(segments[:count]):
-        new = Segment.create(old.directory, old.base_offset, suffix=".cleaned")
+        new = Segment.create(
+            old.directory, old.base_offset, files=old.open_files, suffix=".cleaned"
+        )
         last: BatchHeader | None = None
         for _pos, header, data in old.batches(with_data=True):
             last = header

@@ -148,6 +148,9 @@ class BrokerConfig:
     transaction_max_timeout_ms: int = 15 * 60 * 1000
     # How often the cleaner applies retention and compaction.
     cleaner_interval_ms: int = 30_000
+    # Most segment files (and partition directories) open at once, least recently used closed
+    # first; None: half the soft RLIMIT_NOFILE, at least 64 (the rest is for connections).
+    max_open_files: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> BrokerConfig:
@@ -166,6 +169,7 @@ class BrokerConfig:
             ("NETSCRIPT_LOG_PORT", "port"),
             ("NETSCRIPT_LOG_NODE_ID", "node_id"),
             ("NETSCRIPT_LOG_DEFAULT_PARTITIONS", "default_partitions"),
+            ("NETSCRIPT_LOG_MAX_OPEN_FILES", "max_open_files"),
         ):
             if name in env:
                 values[attr] = int(env[name])

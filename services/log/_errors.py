@@ -6,6 +6,7 @@
     └── LogError
         ├── BrokerClosedError        the broker was used after it was closed, or reopened
         ├── StorageError             a data directory that cannot be used
+        │   └── TooManyOpenFilesError    the process is out of file descriptors (transient)
         └── KafkaError               a protocol-level failure with a Kafka error code;
                                      handlers raise it and the server turns it into the
                                      response's ``error_code``
@@ -87,6 +88,18 @@ class BrokerClosedError(LogError):
 
 class StorageError(LogError):
     """A data directory or file that the broker cannot use."""
+
+
+class TooManyOpenFilesError(StorageError):
+    """A file could not be opened because the process has no descriptor left (EMFILE/ENFILE).
+
+    Transient: connections hold the descriptors, and the operation can be retried once some
+    close. ``path`` is the file that could not be opened.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class KafkaError(LogError):

@@ -71,25 +71,33 @@ class Journal:
         """Atomically replace the journal's content with ``entries`` (a snapshot)."""
         if self._fd is None:
             raise BrokerClosedError(f"journal {self.path} is closed")
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "wb") as out:
-            out.write(b"".join(_frame(e) for e in entries))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        write_snapshot(self.path, entries)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
     def close(self) -> None:
         """Close the file; closing twice is harmless."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def write_snapshot(path: Path, entries: Iterable[Entry]) -> None:
+    """Atomically and durably replace the journal at ``path`` with ``entries``.
+
+    For journals that are read once and rarely rewritten, so need no open descriptor.
+    """
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as out:
+        out.write(b"".join(_frame(e) for e in entries))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _parse(line: bytes) -> Entry | None:

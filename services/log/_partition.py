@@ -5,6 +5,9 @@ base offset patched, written with ``os.write`` and made durable by ``sync()``, a
 concurrent callers share one fsync. Opening a directory recovers it: every batch header is
 scanned to rebuild producer and transaction state, and a torn or corrupt tail is cut off
 before anything is served. ``log-start-offset`` (a ``Journal``) remembers DeleteRecords.
+
+A partition holds no descriptor of its own: its files are ``FileHandle``s of the broker-wide
+``OpenFiles`` cache, opened on use and closed when other partitions need the room.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from services.log._batch import (
 )
 from services.log._config import TopicConfig
 from services.log._errors import BrokerClosedError, ErrorCode, KafkaError, StorageError
+from services.log._files import OpenFiles, default_max_open_files
 from services.log._group_commit import GroupCommit
-from services.log._journal import Journal
+from services.log._journal import Journal, write_snapshot
 from services.log._producer_state import Duplicate, ProducerStates, Transactions
 from services.log._recovery import recover_segments, remove_leftovers
 from services.log._segment import (
@@ -66,7 +70,7 @@ class PartitionLog:
         log_start_offset: int,
         producers: ProducerStates,
         transactions: Transactions,
-        start_journal: Journal,
+        files: OpenFiles,
     ) -> None:
         self.directory = directory
         self.config = config
@@ -74,28 +78,34 @@ class PartitionLog:
         self.log_start_offset = log_start_offset
         self._producers = producers
         self._txns = transactions
-        self._start_journal = start_journal
+        self._files = files
         self._closed = False
-        self._commit = GroupCommit(directory)
+        self._commit = GroupCommit(directory, files)
         self._compacted: tuple[object, ...] = ()
         self._compact_recheck_ms = 0
 
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, *, config: TopicConfig) -> PartitionLog:
+    def open(
+        cls, directory: Path, *, config: TopicConfig, files: OpenFiles | None = None
+    ) -> PartitionLog:
         """Open the partition in ``directory``, creating it or recovering what a crash left.
 
-        Raises ``StorageError`` when the directory cannot be used.
+        ``files`` is the broker's cache of open files (a private one when not given). Raises
+        ``StorageError`` when the directory cannot be used.
         """
+        if files is None:
+            files = OpenFiles(default_max_open_files())
         try:
             directory.mkdir(parents=True, exist_ok=True)
             remove_leftovers(directory)
             journal = Journal.open(directory / _LOG_START_FILE)
+            journal.close()  # read once; DeleteRecords rewrites it whole
             persisted_start = 0
             for entry in journal.replay():
                 persisted_start = int(entry["log_start_offset"])
-            segments, producers, txns = recover_segments(directory, persisted_start)
+            segments, producers, txns = recover_segments(directory, persisted_start, files)
         except OSError as exc:
             raise StorageError(f"cannot use partition directory {directory}: {exc}") from exc
         start = max(persisted_start, segments[0].base_offset)
@@ -106,7 +116,7 @@ class PartitionLog:
             log_start_offset=min(start, segments[-1].next_offset),
             producers=producers,
             transactions=txns,
-            start_journal=journal,
+            files=files,
         )
 
     # -- state -------------------------------------------------------------------------------
@@ -258,7 +268,7 @@ class PartitionLog:
         if self._active.size == 0:
             return
         try:
-            segment = Segment.create(self.directory, self.log_end_offset)
+            segment = Segment.create(self.directory, self.log_end_offset, files=self._files)
         except OSError as exc:
             raise StorageError(f"cannot start a segment in {self.directory}: {exc}") from exc
         self.segments.append(segment)
@@ -358,7 +368,7 @@ class PartitionLog:
                 f"cannot delete records before {offset}: the log ends at {self.log_end_offset}",
             )
         if offset > self.log_start_offset:
-            self._start_journal.rewrite([{"log_start_offset": offset}])
+            write_snapshot(self.directory / _LOG_START_FILE, [{"log_start_offset": offset}])
             self.log_start_offset = offset
             closed = self.segments[:-1]
             self._drop_segments(sum(1 for s in closed if s.next_offset <= offset))
@@ -443,14 +453,14 @@ class PartitionLog:
         finally:
             for segment in self.segments:
                 segment.close()
-            self._start_journal.close()
+            self._commit.close()
 
     def destroy(self) -> None:
         """Close the log and delete its directory (DeleteTopics)."""
         self._closed = True
         for segment in self.segments:
             segment.close()
-        self._start_journal.close()
+        self._commit.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from services.log._batch import BatchHeader, control_type
 from services.log._errors import KafkaError
+from services.log._files import OpenFiles
 from services.log._producer_state import ProducerStates, Transactions
 from services.log._segment import SUFFIXES, Segment, fsync_dir, segment_name
 
@@ -18,7 +19,7 @@ _ABORT, _COMMIT = 0, 1
 
 
 def recover_segments(
-    directory: Path, start: int
+    directory: Path, start: int, files: OpenFiles
 ) -> tuple[list[Segment], ProducerStates, Transactions]:
     """Recover every segment in order; also the producer and transaction state they imply.
 
@@ -27,7 +28,7 @@ def recover_segments(
     verify: set[int] = set()
     while True:
         producers, txns = ProducerStates(), Transactions()
-        segments, unverified = _recover_once(directory, start, producers, txns, verify)
+        segments, unverified = _recover_once(directory, start, producers, txns, verify, files)
         if unverified is None:
             return segments, producers, txns
         # A closed segment (checked by headers only) had to be cut, so it now ends the log and
@@ -44,6 +45,7 @@ def _recover_once(
     producers: ProducerStates,
     txns: Transactions,
     verify: set[int],
+    files: OpenFiles,
 ) -> tuple[list[Segment], int | None]:
     def visit(header: BatchHeader, control: bytes | None) -> None:
         producers.replay(header)
@@ -69,7 +71,7 @@ def _recover_once(
             break
         check_crc = i == len(bases) - 1 or base in verify
         segment, truncated = Segment.recover(
-            directory, base, check_crc=check_crc, min_offset=expected, visit=visit
+            directory, base, check_crc=check_crc, min_offset=expected, visit=visit, files=files
         )
         segments.append(segment)
         if truncated:
@@ -79,7 +81,7 @@ def _recover_once(
                 return segments, base
             break
     if not segments:
-        segments.append(Segment.create(directory, start))
+        segments.append(Segment.create(directory, start, files=files))
         fsync_dir(directory)
     return segments, None
 

@@ -11,7 +11,9 @@ tiny (0.2% of the log) and are read with ``pread`` instead of held in memory:
 
 Both follow from the log alone, so recovery recomputes them and rewrites any file that differs
 (missing, torn, or pointing past a truncated tail). Everything is written with ``os.write`` and
-read with ``os.pread``: the log is never held in memory.
+read with ``os.pread``: the log is never held in memory. The files are ``FileHandle``s of the
+broker's ``OpenFiles``: open while in use, closed (after an fsync if needed) to bound how many
+descriptors the broker holds.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from services.log._batch import (
     parse_header,
 )
 from services.log._errors import StorageError
+from services.log._files import FileHandle, OpenFiles
 
 INDEX_INTERVAL = 4096
 # Positions and relative offsets are int32 in the index files.
@@ -74,15 +77,22 @@ def fsync_dir(directory: Path) -> None:
 class Segment:
     """A contiguous run of batches starting at ``base_offset``; only the last one is appended."""
 
-    def __init__(self, directory: Path, base_offset: int, suffix: str = "") -> None:
+    def __init__(
+        self, directory: Path, base_offset: int, *, files: OpenFiles, suffix: str = ""
+    ) -> None:
         self.directory = directory
         self.base_offset = base_offset
+        self.open_files = files
         self._suffix = suffix
-        stem = directory / segment_name(base_offset)
-        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
-        self._fds: tuple[int, int, int] | None = None
-        fds = [os.open(f"{stem}{ext}{suffix}", flags, 0o644) for ext in SUFFIXES]
-        self._fds = (fds[0], fds[1], fds[2])
+        log, index, timeindex = (FileHandle(files, path) for path in self.paths)
+        self.files = (log, index, timeindex)
+        self._log, self._index, self._timeindex = log, index, timeindex
+        try:
+            for handle in self.files:
+                handle.create()
+        except StorageError:
+            self.close()
+            raise
         self.size = 0
         self.next_offset = base_offset
         self.max_timestamp = NO_TIMESTAMP
@@ -98,21 +108,15 @@ class Segment:
         stem = self.directory / segment_name(self.base_offset)
         return [Path(f"{stem}{ext}{self._suffix}") for ext in SUFFIXES]
 
-    def _files(self) -> tuple[int, int, int]:
-        if self._fds is None:
-            raise StorageError(f"segment {self.paths[0]} is closed; reopen the partition")
-        return self._fds
-
-    @property
-    def _log(self) -> int:
-        return self._files()[0]
-
     @classmethod
-    def create(cls, directory: Path, base_offset: int, *, suffix: str = "") -> Segment:
+    def create(
+        cls, directory: Path, base_offset: int, *, files: OpenFiles, suffix: str = ""
+    ) -> Segment:
         """A new, empty segment (existing files of that name are emptied)."""
-        segment = cls(directory, base_offset, suffix)
-        for fd in segment._fds or ():
-            os.ftruncate(fd, 0)
+        segment = cls(directory, base_offset, files=files, suffix=suffix)
+        for handle in segment.files:
+            os.ftruncate(handle.fd(), 0)
+            handle.dirty = True
         return segment
 
     # -- appending ---------------------------------------------------------------------------
@@ -152,16 +156,27 @@ class Segment:
             index += entry
             timeindex += time_entry
             pos += header.size
-        log_fd, index_fd, time_fd = self._files()
+        # Descriptors first (opening one may close an idle file), so a write cannot be left
+        # half done by a failed open. Index files not written to need not be open.
+        log_fd = self._log.fd()
+        index_fd = self._index.fd() if index else -1
+        time_fd = self._timeindex.fd() if timeindex else -1
         try:
+            self._log.dirty = True
             write_all(log_fd, data)
-            write_all(index_fd, index)
-            write_all(time_fd, timeindex)
+            if index:
+                self._index.dirty = True
+                write_all(index_fd, index)
+            if timeindex:
+                self._timeindex.dirty = True
+                write_all(time_fd, timeindex)
         except OSError as exc:
             self._last_index_pos, self._running_max, self._last_time_entry = saved
             os.ftruncate(log_fd, self.size)
-            os.ftruncate(index_fd, self._index_entries * _INDEX_ENTRY.size)
-            os.ftruncate(time_fd, self._time_entries * _TIME_ENTRY.size)
+            if index:
+                os.ftruncate(index_fd, self._index_entries * _INDEX_ENTRY.size)
+            if timeindex:
+                os.ftruncate(time_fd, self._time_entries * _TIME_ENTRY.size)
             raise StorageError(f"cannot append to {self.paths[0]}: {exc}") from exc
         self._index_entries += len(index) // _INDEX_ENTRY.size
         self._time_entries += len(timeindex) // _TIME_ENTRY.size
@@ -173,36 +188,44 @@ class Segment:
 
     def read(self, position: int, length: int) -> bytes:
         """``length`` bytes of the log from ``position`` (fewer at the end of the file)."""
-        return os.pread(self._log, length, position)
+        return os.pread(self._log.fd(), length, position)
 
     def batches(
         self, start: int = 0, *, with_data: bool = False
     ) -> Iterator[tuple[int, BatchHeader, memoryview | None]]:
-        """``(position, header, batch bytes if with_data)`` of each batch from ``start``."""
-        return _walk(self._log, start, self.size, with_data=with_data)
+        """``(position, header, batch bytes if with_data)`` of each batch from ``start``.
 
-    def _index_entry(self, i: int) -> tuple[int, int]:
-        raw = os.pread(self._files()[1], _INDEX_ENTRY.size, i * _INDEX_ENTRY.size)
-        relative, position = _INDEX_ENTRY.unpack(raw)
-        return relative, position
+        The log stays open (pinned) while the iterator is alive, whatever else is opened.
+        """
+        size = self.size
+        fd = self._log.pin()
+        try:
+            yield from _walk(fd, start, size, with_data=with_data)
+        finally:
+            self._log.unpin()
 
     def lookup(self, offset: int) -> int:
         """A batch boundary at or before the batch holding ``offset`` (binary search in .index)."""
         relative = offset - self.base_offset
         lo, hi = 0, self._index_entries
+        if not hi:
+            return 0
+        fd = self._index.fd()
         while lo < hi:
             mid = (lo + hi) // 2
-            if self._index_entry(mid)[0] <= relative:
+            if _index_entry(fd, mid)[0] <= relative:
                 lo = mid + 1
             else:
                 hi = mid
-        return self._index_entry(lo - 1)[1] if lo else 0
+        return _index_entry(fd, lo - 1)[1] if lo else 0
 
     def find(self, offset: int) -> tuple[int, BatchHeader] | None:
         """Position and header of the first batch whose last offset >= ``offset``, if any."""
         if offset >= self.next_offset:
             return None
-        for pos, header, _ in self.batches(self.lookup(offset)):
+        start = self.lookup(offset)
+        # Not batches(): nothing in this loop opens a file, so the log needs no pin.
+        for pos, header, _ in _walk(self._log.fd(), start, self.size, with_data=False):
             if header.last_offset >= offset:
                 return pos, header
         return None
@@ -211,7 +234,7 @@ class Segment:
         """Batches from the first one whose max timestamp >= ``timestamp`` on, with their bytes."""
         if self.max_timestamp < timestamp:
             return
-        time_fd = self._files()[2]
+        time_fd = self._timeindex.fd()
         lo, hi = 0, self._time_entries
         while lo < hi:
             mid = (lo + hi) // 2
@@ -230,14 +253,10 @@ class Segment:
 
     # -- durability and lifecycle -------------------------------------------------------------
 
-    def dup_fds(self) -> list[int]:
-        """Duplicates of the three descriptors, for an fsync that may outlive this object."""
-        return [os.dup(fd) for fd in self._fds or ()]
-
     def fsync(self) -> None:
-        """Flush the three files to disk (blocking)."""
-        for fd in self._fds or ():
-            os.fsync(fd)
+        """Flush the open files to disk (blocking; closed ones were fsynced when closed)."""
+        for handle in self.files:
+            handle.fsync()
 
     def install(self) -> None:
         """Durably rename a segment written under a suffix to its final names."""
@@ -247,19 +266,19 @@ class Segment:
         temporary = self.paths
         self._suffix = ""
         # The log goes first: recovery recomputes the indexes and fixes any that lag behind.
-        for source, target in zip(temporary, self.paths, strict=True):
+        for handle, source, target in zip(self.files, temporary, self.paths, strict=True):
             os.replace(source, target)
+            handle.path = target
         fsync_dir(self.directory)
 
     def mtime_ms(self) -> int:
         """The log file's modification time, for segments without timestamps."""
-        return int(os.fstat(self._log).st_mtime * 1000)
+        return int(os.stat(self._log.path).st_mtime * 1000)
 
     def close(self) -> None:
-        """Close the files; closing twice is harmless."""
-        fds, self._fds = self._fds, None
-        for fd in fds or ():
-            os.close(fd)
+        """Close the files (unsynced data is not fsynced); closing twice is harmless."""
+        for handle in self.files:
+            handle.close()
 
     def delete(self) -> None:
         """Close and remove the files (the log first, so a crash leaves only stray indexes)."""
@@ -278,6 +297,7 @@ class Segment:
         check_crc: bool,
         min_offset: int,
         visit: Visitor,
+        files: OpenFiles,
     ) -> tuple[Segment, bool]:
         """Open an existing segment, truncating it at the first invalid batch.
 
@@ -287,10 +307,34 @@ class Segment:
         """
         stem = directory / segment_name(base_offset)
         had_indexes = all(Path(f"{stem}{ext}").exists() for ext in SUFFIXES[1:])
-        segment = cls(directory, base_offset)
-        log_fd, index_fd, time_fd = segment._files()
+        segment = cls(directory, base_offset, files=files)
+        try:
+            with (
+                segment._log.pinned() as log_fd,
+                segment._index.pinned() as index_fd,
+                segment._timeindex.pinned() as time_fd,
+            ):
+                truncated = segment._recover(
+                    log_fd, index_fd, time_fd, check_crc, min_offset, had_indexes, visit
+                )
+        except BaseException:
+            segment.close()
+            raise
+        return segment, truncated
+
+    def _recover(
+        self,
+        log_fd: int,
+        index_fd: int,
+        time_fd: int,
+        check_crc: bool,
+        min_offset: int,
+        had_indexes: bool,
+        visit: Visitor,
+    ) -> bool:
+        base_offset = self.base_offset
         end = os.fstat(log_fd).st_size
-        if not (had_indexes and segment._indexes_plausible(end)):
+        if not (had_indexes and self._indexes_plausible(log_fd, index_fd, time_fd, end)):
             check_crc = True
         expected = max(base_offset, min_offset)
         index, timeindex = bytearray(), bytearray()
@@ -300,7 +344,7 @@ class Segment:
                 break
             if check_crc and (data is None or crc32c.crc32c(data[CRC_START:]) != header.crc):
                 break
-            entry, time_entry = segment._index_step(pos, header.base_offset, header.max_timestamp)
+            entry, time_entry = self._index_step(pos, header.base_offset, header.max_timestamp)
             index += entry
             timeindex += time_entry
             control = None
@@ -309,9 +353,9 @@ class Segment:
             visit(header, control)
             good = pos + header.size
             expected = header.last_offset + 1
-            segment.max_timestamp = max(segment.max_timestamp, header.max_timestamp)
-        segment.size = good
-        segment.next_offset = max(base_offset, expected)
+            self.max_timestamp = max(self.max_timestamp, header.max_timestamp)
+        self.size = good
+        self.next_offset = max(base_offset, expected)
         truncated = good != end
         changed = truncated
         if truncated:
@@ -321,16 +365,15 @@ class Segment:
                 os.ftruncate(fd, 0)
                 write_all(fd, want)
                 changed = True
-        segment._index_entries = len(index) // _INDEX_ENTRY.size
-        segment._time_entries = len(timeindex) // _TIME_ENTRY.size
+        self._index_entries = len(index) // _INDEX_ENTRY.size
+        self._time_entries = len(timeindex) // _TIME_ENTRY.size
         if changed:
             # Repairs must be on disk before new appends land behind them.
-            segment.fsync()
-        return segment, truncated
+            self.fsync()
+        return truncated
 
-    def _indexes_plausible(self, log_size: int) -> bool:
+    def _indexes_plausible(self, log_fd: int, index_fd: int, time_fd: int, log_size: int) -> bool:
         """Cheap check that the index files match the log (else every CRC gets verified)."""
-        log_fd, index_fd, time_fd = self._files()
         index_size = os.fstat(index_fd).st_size
         time_size = os.fstat(time_fd).st_size
         if index_size % _INDEX_ENTRY.size or time_size % _TIME_ENTRY.size:
@@ -343,6 +386,11 @@ class Segment:
             return False
         head = os.pread(log_fd, _BASE_OFFSET.size, position)
         return bool(_BASE_OFFSET.unpack(head)[0] == self.base_offset + relative)
+
+
+def _index_entry(fd: int, i: int) -> tuple[int, int]:
+    relative, position = _INDEX_ENTRY.unpack(os.pread(fd, _INDEX_ENTRY.size, i * _INDEX_ENTRY.size))
+    return relative, position
 
 
 def _valid(header: BatchHeader, pos: int, end: int, expected: int, base_offset: int) -> bool:

@@ -18,6 +18,14 @@ from types import TracebackType
 from services._net import wait_until_listening
 from services.log._errors import LogError
 
+# Runs the rest of argv with RLIMIT_NOFILE (soft and hard) set to argv[1], as `ulimit -n` would:
+# an exec, not a preexec_fn, which is unsafe when the parent runs threads (librdkafka's).
+_WITH_NOFILE = (
+    "import os, resource, sys; n = int(sys.argv[1]); "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+)
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago."""
@@ -37,6 +45,7 @@ class BrokerProcess:
     """``netscript log serve`` in a child process, restartable on the same port and data.
 
     Usable as a context manager; the process is killed on exit if still running.
+    ``nofile_limit`` starts it with that many file descriptors at most (``ulimit -n``).
     """
 
     def __init__(
@@ -47,17 +56,24 @@ class BrokerProcess:
         port: int | None = None,
         args: tuple[str, ...] = (),
         log_file: Path | None = None,
+        nofile_limit: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
         self.port = port or free_port(host)
         self._args = args
         self._log_file = log_file or data_dir.parent / f"broker-{self.port}.log"
+        self._nofile_limit = nofile_limit
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        """Where the process's output goes (appended to across restarts)."""
+        return self._log_file
 
     @property
     def pid(self) -> int:
@@ -70,10 +86,13 @@ class BrokerProcess:
         if self._process is not None and self._process.poll() is None:
             raise LogError("the broker process is already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        limit = self._nofile_limit
+        prefix = ["-c", _WITH_NOFILE, str(limit)] if limit is not None else []
         with open(self._log_file, "ab") as out:
             self._process = subprocess.Popen(
                 [
                     sys.executable,
+                    *prefix,
                     "-m",
                     "topology.cli",
                     "log",
