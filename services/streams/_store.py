@@ -92,6 +92,7 @@ class _Live:
         default_factory=list)
     draining: bool = False
     gone: bool = False
+    resync: bool = False  # a write failed: re-read the end of the log before the next one
     # The latest appends as (log offset, value), contiguous and ending at log_end: live readers
     # (long-poll, SSE) and read-after-write are served without a round trip to the log.
     recent: deque[tuple[int, bytes]] = field(default_factory=deque)
@@ -206,15 +207,22 @@ class StreamStore:
         # A restart forgets reads that kept a sliding TTL alive; restarting the window errs on
         # keeping a stream, never on expiring it early.
         live = _Live(meta=meta, log_end=log_end, touched=max(self._started, meta.created_at))
-        if log_end and not meta.closed:
-            # The close marker is written before the catalog learns of it; a crash in between
-            # leaves the marker as the only record of the close.
-            last, _hw = await self._log.read(meta.topic, log_end - 1, max_bytes=1024)
-            if last and last[-1].key == CLOSE_KEY:
-                live.meta = meta.with_(closed=True, closed_by=_claim_of(last[-1]))
-                await self._catalog.put(live.meta)
+        await self._adopt_close_marker(live)
         self._live[meta.path] = live
         return live
+
+    async def _adopt_close_marker(self, live: _Live) -> None:
+        """Close the stream if its last record is a close marker the catalog missed.
+
+        The marker is written before the catalog learns of the close; a crash (or a failed
+        answer from the log) in between leaves the marker as the only record of it.
+        """
+        if not live.log_end or live.meta.closed:
+            return
+        last, _hw = await self._log.read(live.meta.topic, live.log_end - 1, max_bytes=1024)
+        if last and last[-1].key == CLOSE_KEY:
+            live.meta = live.meta.with_(closed=True, closed_by=_claim_of(last[-1]))
+            await self._catalog.put(live.meta)
 
     def _expired(self, live: _Live) -> bool:
         now = time.time()
@@ -339,6 +347,11 @@ class StreamStore:
                 try:
                     await self._commit(live, batch)
                 except Exception as exc:  # the log failed: every waiter gets the error
+                    # The batch may or may not have been stored: forget what we believe about
+                    # the stream's end and writers, and re-read both from the log before the
+                    # next append, so a retry is recognised if the batch did land.
+                    live.writer = None
+                    live.resync = True
                     for _request, future in batch:
                         if not future.done():
                             future.set_exception(exc)
@@ -348,6 +361,12 @@ class StreamStore:
     async def _commit(
         self, live: _Live, batch: Sequence[tuple[AppendRequest, asyncio.Future[AppendResult]]]
     ) -> None:
+        if live.resync:
+            live.log_end = await self._log.end_offset(live.meta.topic)
+            live.recent.clear()
+            live.recent_bytes = 0
+            await self._adopt_close_marker(live)
+            live.resync = False
         if live.writer is None:
             live.writer = await self._replay_writer(live)
         if live.gone:
