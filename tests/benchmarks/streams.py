@@ -48,7 +48,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -58,9 +57,9 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from _support import DeferredSignals, ProcSample, sample  # type: ignore[import-not-found]
 from rich.console import Console
 from rich.table import Table
 
@@ -155,28 +154,6 @@ ROWS: tuple[tuple[str, str, str], ...] = (
 # --- processes -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ProcSample:
-    cpu_s: float
-    rss_mb: float
-    hwm_mb: float
-
-
-def sample(pid: int) -> ProcSample:
-    """CPU seconds (all threads) and memory of a live process, from /proc."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    memory: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            memory[key] = int(value.split()[0]) / 1024  # kB -> MiB
-    return ProcSample(
-        cpu_s=ticks / os.sysconf("SC_CLK_TCK"), rss_mb=memory["VmRSS"], hwm_mb=memory["VmHWM"]
-    )
-
-
 @dataclass(kw_only=True, slots=True)
 class Server:
     """A running server under test: its stream base URL and the processes that serve it."""
@@ -201,42 +178,7 @@ class Server:
                 raise BenchmarkError(f"{self.name}: the {role} process ({pid}) exited")
 
 
-class Signals:
-    """SIGINT/SIGTERM become exceptions, held back while a child starts (so none is orphaned)."""
-
-    def __init__(self) -> None:
-        self._deferring = False
-        self._pending: int | None = None
-
-    def install(self) -> None:
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self._deferring:
-            self._pending = signum
-            return
-        self._raise(signum)
-
-    @staticmethod
-    def _raise(signum: int) -> None:
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise SystemExit(128 + signum)
-
-    @contextlib.contextmanager
-    def deferred(self) -> Iterator[None]:
-        self._deferring = True
-        try:
-            yield
-        finally:
-            self._deferring = False
-            if self._pending is not None:
-                signum, self._pending = self._pending, None
-                self._raise(signum)
-
-
-SIGNALS = Signals()
+SIGNALS = DeferredSignals()
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
