@@ -10,6 +10,9 @@
   :class:`TopicSpec`, :class:`SchemaSubject`;
 - the graph: :func:`build_graph` resolves references in two passes into a :class:`Graph` of
   :class:`Node` for a :class:`Target` (``local`` or ``compose``);
+- pipelines (``netscript do``): :class:`Step` values run by a :class:`Pipeline` with a
+  :class:`StepContext`; plugins add steps and :class:`Migration` values
+  (:class:`PipelineContribution`);
 - errors: :class:`TopologyError` and its tree (see ``_errors``).
 
 The command line lives in :mod:`topology.cli`.
@@ -36,6 +39,7 @@ from topology._contribution import (
     Contribution,
     ContributionContext,
     GraphBuilder,
+    PipelineContribution,
     PluginSlice,
     compose_app_host,
 )
@@ -44,13 +48,17 @@ from topology._errors import (
     DependencyCycleError,
     DuplicateContributionError,
     DuplicateResourceError,
+    MigrationError,
     MissingReferenceError,
     MissingSecretError,
+    PipelineError,
     PortConflictError,
+    StepSkipped,
     TopologyError,
     UnknownPluginError,
 )
 from topology._graph import Graph, Node, build_graph
+from topology._migrations import Migration
 from topology._model import (
     Dependency,
     Endpoint,
@@ -66,6 +74,14 @@ from topology._model import (
     Target,
     TopicSpec,
     WaitFor,
+)
+from topology._pipeline import (
+    Pipeline,
+    PipelineReport,
+    Step,
+    StepContext,
+    StepResult,
+    StepStatus,
 )
 from topology._plugins import BUILTIN_PLUGINS, ENTRY_POINT_GROUP, known_plugins, load_contribution
 
@@ -95,9 +111,15 @@ __all__ = [
     "HealthCheck",
     "LogKind",
     "LogSettings",
+    "Migration",
+    "MigrationError",
     "MissingReferenceError",
     "MissingSecretError",
     "Node",
+    "Pipeline",
+    "PipelineContribution",
+    "PipelineError",
+    "PipelineReport",
     "PluginEntry",
     "PluginSlice",
     "PortConflictError",
@@ -108,6 +130,11 @@ __all__ = [
     "Role",
     "SchemaSubject",
     "Secret",
+    "Step",
+    "StepContext",
+    "StepResult",
+    "StepSkipped",
+    "StepStatus",
     "Target",
     "TopicSpec",
     "TopologyError",

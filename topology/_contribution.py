@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from topology._appfile import AppFile
 from topology._errors import (
@@ -34,6 +34,10 @@ from topology._model import (
     Target,
     TopicSpec,
 )
+
+if TYPE_CHECKING:
+    from topology._migrations import Migration
+    from topology._pipeline import Step
 
 READY_PATH = "/health/ready"
 
@@ -190,6 +194,23 @@ class Contribution(Protocol):
         ...
 
 
+@runtime_checkable
+class PipelineContribution(Protocol):
+    """The optional pipeline hooks of a contribution (``netscript do``).
+
+    A contribution without them (one that does not subclass :class:`BaseContribution`)
+    contributes no steps and no migrations.
+    """
+
+    def steps(self, context: ContributionContext) -> Sequence[Step]:
+        """Extra pipeline steps this plugin adds (``netscript do <name>``)."""
+        ...
+
+    def migrations(self, context: ContributionContext) -> Sequence[Migration]:
+        """This plugin's SQL migrations, in order; ``migrate-db`` applies each once."""
+        ...
+
+
 class BaseContribution:
     """A :class:`Contribution` that declares nothing beyond its resources."""
 
@@ -210,6 +231,12 @@ class BaseContribution:
         return ()
 
     def declare_schemas(self, context: ContributionContext) -> Sequence[SchemaSubject]:
+        return ()
+
+    def steps(self, context: ContributionContext) -> Sequence[Step]:
+        return ()
+
+    def migrations(self, context: ContributionContext) -> Sequence[Migration]:
         return ()
 
 

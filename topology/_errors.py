@@ -12,7 +12,10 @@
         ├── DependencyCycleError        resources depend on each other in a loop
         ├── PortConflictError           two processes would listen on the same port
         ├── MissingSecretError          a secret the environment needs has no value
-        └── ProvisionError              `netscript init` could not create a topic or a schema
+        ├── ProvisionError              `netscript init` could not create a topic or a schema
+        ├── PipelineError               `netscript do`: an unknown, duplicate or cyclic step
+        ├── StepSkipped                 a step cannot run here (no Docker); not a failure
+        └── MigrationError              a plugin's SQL migration failed or was edited
 """
 
 from __future__ import annotations
@@ -125,3 +128,30 @@ class ProvisionError(TopologyError):
         self.item = item
         self.problem = problem
         super().__init__(f"cannot provision {item}: {problem}")
+
+
+class PipelineError(TopologyError):
+    """The steps of ``netscript do`` cannot form a pipeline (unknown, duplicate, cyclic)."""
+
+    def __init__(self, *, step: str, problem: str) -> None:
+        self.step = step
+        self.problem = problem
+        super().__init__(f"step {step!r}: {problem}")
+
+
+class StepSkipped(TopologyError):
+    """Raised by a step that cannot run in this environment; it is reported, not failed."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class MigrationError(TopologyError):
+    """A plugin's SQL migration could not be applied."""
+
+    def __init__(self, *, plugin: str, migration: str, problem: str) -> None:
+        self.plugin = plugin
+        self.migration = migration
+        self.problem = problem
+        super().__init__(f"migration {plugin}/{migration}: {problem}")

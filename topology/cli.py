@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from topology._appfile import APP_FILE
+from topology._cli_do import register_do_command
 from topology._cli_graph import (
     AppOption,
     PortOption,
@@ -34,6 +35,7 @@ app.add_typer(streams_app, name="streams")
 app.add_typer(registry_app, name="registry")
 register_topic_commands(app)
 register_graph_commands(app)
+register_do_command(app)
 
 
 @app.command()
