@@ -21,8 +21,8 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from services.log._errors import BrokerClosedError, ErrorCode, KafkaError, StorageError
-from services.log._journal import Entry, Journal
+from services.log._errors import ErrorCode, KafkaError, StorageError
+from services.log._journal import Entry, Journal, JournalBacked
 
 
 class ResourceType(enum.IntEnum):
@@ -197,11 +197,13 @@ class AclFilter:
         )
 
 
-class AclStore:
+class AclStore(JournalBacked):
     """The broker's ACL bindings, durable in a journal. Use :meth:`open`."""
 
+    _kind = "ACL store"
+
     def __init__(self, journal: Journal) -> None:
-        self._journal: Journal | None = journal
+        super().__init__(journal)
         self._acls: set[AclBinding] = set()
 
     @classmethod
@@ -241,17 +243,6 @@ class AclStore:
         if gone:
             self._write(_entry("remove", gone))
         return matched
-
-    def close(self) -> None:
-        """Close the journal; closing twice is harmless."""
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-
-    def _check_open(self) -> Journal:
-        if self._journal is None:
-            raise BrokerClosedError("the ACL store is closed")
-        return self._journal
 
     def _write(self, entry: Entry) -> None:
         self._check_open().append(entry)

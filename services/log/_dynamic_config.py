@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from services.log._config import TOPIC_CONFIG_KEYS, TopicConfig
-from services.log._errors import BrokerClosedError, ErrorCode, KafkaError, StorageError
-from services.log._journal import Journal
+from services.log._errors import ErrorCode, KafkaError, StorageError
+from services.log._journal import Journal, JournalBacked
 
 CLUSTER_DEFAULT = ""
 
@@ -147,11 +147,13 @@ def topic_defaults(static: TopicConfig, *layers: Mapping[str, str]) -> TopicConf
     )
 
 
-class DynamicConfigStore:
+class DynamicConfigStore(JournalBacked):
     """Dynamic broker config overrides per scope (a node id, or "" for the cluster)."""
 
+    _kind = "dynamic broker config store"
+
     def __init__(self, journal: Journal) -> None:
-        self._journal: Journal | None = journal
+        super().__init__(journal)
         self._scopes: dict[str, dict[str, str]] = {}
 
     @classmethod
@@ -190,14 +192,3 @@ class DynamicConfigStore:
         entry = {"op": "set", "scope": scope, "configs": dict(configs)}
         self._check_open().append(entry)
         self._scopes[scope] = dict(configs)
-
-    def close(self) -> None:
-        """Close the journal; closing twice is harmless."""
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-
-    def _check_open(self) -> Journal:
-        if self._journal is None:
-            raise BrokerClosedError("the dynamic broker config store is closed")
-        return self._journal

@@ -111,3 +111,27 @@ def _parse(line: bytes) -> Entry | None:
     except ValueError:
         return None
     return entry if isinstance(entry, dict) else None
+
+
+class JournalBacked:
+    """Base of the broker's small journal-backed stores (ACLs, SCRAM credentials, configs).
+
+    Holds the journal until :meth:`close` (closing twice is harmless); ``_check_open`` gives it
+    to a write, or raises ``BrokerClosedError`` naming the store.
+    """
+
+    _kind = "store"
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal: Journal | None = journal
+
+    def close(self) -> None:
+        """Close the journal; closing twice is harmless."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def _check_open(self) -> Journal:
+        if self._journal is None:
+            raise BrokerClosedError(f"the {self._kind} is closed")
+        return self._journal

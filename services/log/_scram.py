@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.log._errors import BrokerClosedError, ErrorCode, StorageError
-from services.log._journal import Entry, Journal
+from services.log._errors import ErrorCode, StorageError
+from services.log._journal import Entry, Journal, JournalBacked
 
 
 class ScramMechanism(enum.IntEnum):
@@ -86,11 +86,13 @@ def _mechanism(code: int) -> ScramMechanism:
         return ScramMechanism.UNKNOWN
 
 
-class ScramStore:
+class ScramStore(JournalBacked):
     """SCRAM credentials by (user, mechanism). Use :meth:`open`."""
 
+    _kind = "SCRAM credential store"
+
     def __init__(self, journal: Journal) -> None:
-        self._journal: Journal | None = journal
+        super().__init__(journal)
         self._credentials: dict[tuple[str, int], _Credential] = {}
 
     @classmethod
@@ -175,12 +177,6 @@ class ScramStore:
             *errors.values(),
         ]
 
-    def close(self) -> None:
-        """Close the journal; closing twice is harmless."""
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-
     def _validate(self, change: Deletion | Upsertion) -> UserResult | None:
         user = change.user
         if not user:
@@ -197,11 +193,6 @@ class ScramStore:
         elif change.iterations > MAX_ITERATIONS:
             return UserResult(user, ErrorCode.UNACCEPTABLE_CREDENTIAL, "Too many iterations")
         return None
-
-    def _check_open(self) -> Journal:
-        if self._journal is None:
-            raise BrokerClosedError("the SCRAM credential store is closed")
-        return self._journal
 
     def _write(self, entry: Entry) -> None:
         self._check_open().append(entry)
