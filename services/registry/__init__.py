@@ -10,6 +10,8 @@
 - errors: :class:`RegistryError` and its tree (see ``_errors``).
 """
 
+from typing import TYPE_CHECKING
+
 from services.registry._client import DEFAULT_URL, RegisteredSchema, RegistryClient
 from services.registry._codec import AvroCodec
 from services.registry._compatibility import (
@@ -46,7 +48,21 @@ from services.registry._schema import AvroSchema
 from services.registry._state import SchemaVersion
 from services.registry._store import DEFAULT_TOPIC
 from services.registry._wire import frame, is_framed, unframe
-from services.registry.api import RegistryConfig, create_registry_app
+
+if TYPE_CHECKING:
+    from services.registry.api import RegistryConfig, create_registry_app
+
+# The HTTP app pulls in FastAPI; importing the package for its codec or client (or the plugin,
+# when `netscript up` builds the graph) should not pay for it.
+_LAZY = {"RegistryConfig", "create_registry_app"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from services.registry import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'services.registry' has no attribute {name!r}")
 
 __all__ = [
     "DEFAULT_LEVEL",
