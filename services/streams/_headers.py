@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers, QueryParams
@@ -140,7 +139,3 @@ def _reject_constant(name: str) -> None:
 def is_text(content_type: str) -> bool:
     kind = media_type(content_type)
     return kind.startswith("text/") or kind == "application/json"
-
-
-def header_map(pairs: Mapping[str, str | None]) -> dict[str, str]:
-    return {k: v for k, v in pairs.items() if v is not None}

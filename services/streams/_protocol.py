@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -103,16 +102,14 @@ class StreamsProtocol:
         claim = producer_claim(headers)
         body = await _body(request)
         content_type = headers.get("content-type")
-        if not body and not close:
-            # The stream must exist before the body is judged (404 beats 400).
-            await self._store.head(path)
-            raise BadStreamRequestError("an append needs a body (or Stream-Closed: true)")
         data: bytes | None = None
-        if body:
-            if content_type is None:
-                await self._store.head(path)
-                raise BadStreamRequestError("an append with a body needs a Content-Type")
+        if body or not close:
+            # One lookup: the stream must exist before the request is judged (404 beats 400).
             meta, _tail = await self._store.head(path)
+            if not body:
+                raise BadStreamRequestError("an append needs a body (or Stream-Closed: true)")
+            if content_type is None:
+                raise BadStreamRequestError("an append with a body needs a Content-Type")
             if meta.is_json and media_type(content_type) == "application/json":
                 data = json_messages(body, allow_empty=False)
             else:
@@ -150,7 +147,7 @@ class StreamsProtocol:
         if query.live == "sse":
             return await self._sse(path, query.offset, query.cursor)
         if query.offset == NOW:
-            meta, tail = await self._store.tail(path)
+            meta, tail = await self._store.head(path, touch=True)
             if query.live == "long-poll" and not meta.closed:
                 return await self._long_poll(path, tail, query.cursor)
             return self._now_response(meta, tail, query.live)
@@ -210,7 +207,7 @@ class StreamsProtocol:
         return Response(_body_of(chunk), status_code=200, headers=out)
 
     async def _sse(self, path: str, offset_param: str, cursor: str | None) -> Response:
-        meta, tail = await self._store.tail(path)
+        meta, tail = await self._store.head(path, touch=True)
         if offset_param == NOW:
             start = tail
         elif offset_param == BEGINNING:
@@ -257,8 +254,6 @@ class StreamsProtocol:
                 await self._store.wait(path, offset, min(remaining, 15.0))
             except StreamRequestError:
                 return
-            except asyncio.CancelledError:
-                raise
 
 
 async def _body(request: Request) -> bytes:

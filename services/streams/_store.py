@@ -493,12 +493,8 @@ class StreamStore:
 
     # ------------------------------------------------------------------ read and wait
 
-    async def head(self, path: str) -> tuple[StreamMeta, int]:
-        """Metadata and tail; does not extend a sliding TTL."""
-        live = await self._get(path, touch=False)
-        return live.meta, live.tail
-
-    async def tail(self, path: str, *, touch: bool = True) -> tuple[StreamMeta, int]:
+    async def head(self, path: str, *, touch: bool = False) -> tuple[StreamMeta, int]:
+        """Metadata and tail; extends a sliding TTL only with ``touch`` (reads do, HEAD not)."""
         live = await self._get(path, touch=touch)
         return live.meta, live.tail
 

@@ -17,7 +17,13 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from services.kernel import ProblemError, ServerSentEvent, json_event, problem_responses
+from services.kernel import (
+    ProblemError,
+    ServerSentEvent,
+    json_event,
+    last_event_id,
+    problem_responses,
+)
 from services.kernel import sse_response as kernel_sse_response
 from services.streams._errors import StreamGoneError, StreamRequestError
 from services.streams._offsets import format_offset, parse_offset
@@ -79,8 +85,7 @@ def add_view_routes(app: FastAPI, views: Callable[[], Views]) -> None:
         except StreamRequestError as exc:
             raise ProblemError(exc.status, "Stream unavailable", exc.detail) from exc
         if live == "sse":
-            resume = request.headers.get("last-event-id") or request.query_params.get(
-                "last_event_id")
+            resume = last_event_id(request.headers, request.query_params)
             return kernel_sse_response(_events(views(), materialized, resume, type, key))
         if key is not None and type is not None:
             found = materialized.snapshot(entity_type=type, key=key)
