@@ -20,6 +20,7 @@ from topology._cli_graph import (
     register_graph_commands,
 )
 from topology._cli_registry import registry_app
+from topology._cli_sagas import sagas_app
 from topology._cli_streams import streams_app
 from topology._cli_topics import register_topic_commands
 from topology._model import Target
@@ -33,6 +34,7 @@ log_app = typer.Typer(help="The embedded Kafka-compatible log.", no_args_is_help
 app.add_typer(log_app, name="log")
 app.add_typer(streams_app, name="streams")
 app.add_typer(registry_app, name="registry")
+app.add_typer(sagas_app, name="sagas")
 register_topic_commands(app)
 register_graph_commands(app)
 register_do_command(app)

@@ -32,6 +32,7 @@ from services.kernel._problems import (
 )
 from services.kernel._settings import Settings
 from services.kernel._sse import ServerSentEvent, json_event, last_event_id, sse_response
+from services.kernel._topics import TopicConfig, ensure_topics, partition_counts
 from services.kernel._tracing import (
     configure_tracing,
     consume_span,
@@ -57,6 +58,7 @@ __all__ = [
     "ServerSentEvent",
     "ServiceNotConfiguredError",
     "Settings",
+    "TopicConfig",
     "configure_tracing",
     "consume_span",
     "create_app",
@@ -64,12 +66,14 @@ __all__ = [
     "create_producer",
     "dead_letter_headers",
     "dead_letter_topic",
+    "ensure_topics",
     "extract_trace_context",
     "field_errors",
     "inject_trace_headers",
     "json_event",
     "kafka_ready",
     "last_event_id",
+    "partition_counts",
     "problem_response",
     "problem_responses",
     "publish_span",

@@ -6,5 +6,6 @@ background processor (sagas, jobs, streams) is built with it.
 """
 
 from services.processing._app import ProcessorApp, processor_app
+from services.processing._faust_fixes import SOURCE_HEADER, source_headers
 
-__all__ = ["ProcessorApp", "processor_app"]
+__all__ = ["SOURCE_HEADER", "ProcessorApp", "processor_app", "source_headers"]

@@ -13,6 +13,13 @@ every record queued so far into the open transaction, then — with no await in 
 event can be processed meanwhile — takes the committable offsets, sends them and commits.
 Records queued during the commit wait at the gate for the next transaction. Agents that do not
 await in the middle of an event therefore commit every event's records with its offset.
+
+A second weakness: faust picks a record's transaction by the partition the record is *sent
+to*, so an event of partition 0 that emits to partition 2 puts that record into partition 2's
+transaction — committed with partition 2's offsets (or never, if another worker owns
+partition 2). A crash then keeps the event's offset and loses its output, or the reverse. The
+fix: a record sent with :func:`source_headers` of its event goes into the transaction of the
+event's own partition, which is the one that commits the event's offset.
 """
 
 from __future__ import annotations
@@ -22,8 +29,25 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from faust.transport.consumer import TransactionManager as FaustTransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.producer import ProducerBuffer
+from faust.types import EventT
+
+SOURCE_HEADER = "x-netscript-source"
+"""Carries ``<topic>:<partition>`` of the event a record is emitted for (removed on send)."""
+
+
+def source_headers(event: EventT[Any]) -> list[tuple[str, bytes]]:
+    """Headers that make a record emitted for ``event`` commit in ``event``'s transaction.
+
+    Add them to every record an exactly-once agent sends for an event (faust's table changelogs
+    need none: they go to the event's partition already). Outside a transaction they are empty.
+    """
+    if not event.app.in_transaction:
+        return []
+    tp = event.message.tp
+    return [(SOURCE_HEADER, f"{tp.topic}:{tp.partition}".encode())]
 
 
 class GatedProducerBuffer(ProducerBuffer):
@@ -87,8 +111,37 @@ class Consumer(faust_aiokafka.Consumer):
             return result
 
 
+class TransactionManager(FaustTransactionManager):
+    """Sends a record carrying :data:`SOURCE_HEADER` in its source event's transaction."""
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None,
+                   partition: int | None, timestamp: float | None, headers: Any, *,
+                   transactional_id: str | None = None) -> Any:
+        source, headers = _pop_source(headers)
+        if source is None:
+            return await super().send(topic, key, value, partition, timestamp, headers,
+                                      transactional_id=transactional_id)
+        source_topic, _, source_partition = source.rpartition(":")
+        group = self.app.assignor.group_for_topic(source_topic)
+        return await self.producer.send(
+            topic, key, value, self.consumer.key_partition(topic, key, partition), timestamp,
+            headers, transactional_id=f"{self.app.conf.id}-{group}-{source_partition}")
+
+
+def _pop_source(headers: Any) -> tuple[str | None, Any]:
+    if not headers:
+        return None, headers
+    items = list(headers.items()) if isinstance(headers, dict) else list(headers)
+    source = next((v for k, v in items if k == SOURCE_HEADER), None)
+    if source is None:
+        return None, headers
+    rest = [(k, v) for k, v in items if k != SOURCE_HEADER]
+    return (source.decode() if isinstance(source, bytes) else str(source)), rest
+
+
 class Transport(faust_aiokafka.Transport):
     """faust's aiokafka transport with NetScript's exactly-once fixes."""
 
     Consumer = Consumer
     Producer = Producer
+    TransactionManager = TransactionManager

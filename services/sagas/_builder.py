@@ -15,6 +15,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Generic, Never, NoReturn, TypeVar
 
+import pydantic
+
+from services.registry._errors import RegistryError
 from services.sagas._definition import (
     DURABILITY_TIERS,
     ConcurrencyLimit,
@@ -27,8 +30,14 @@ from services.sagas._definition import (
 )
 from services.sagas._errors import SagaDefinitionError
 from services.sagas._messages import SagaMessage
+from services.sagas._payloads import PayloadSchema, payload_schema
+
+PayloadSpec = PayloadSchema | type[pydantic.BaseModel] | str
 
 S = TypeVar("S")
+
+SCHEDULE_TICK = "ScheduleTick"
+"""The message a scheduled saga gets at each cron time (see ``_schedule``)."""
 
 _CRON_FIELD = r"(\*|\d+|\d+-\d+)(/\d+)?(,(\*|\d+|\d+-\d+)(/\d+)?)*"
 _CRON = re.compile(rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$")
@@ -139,23 +148,29 @@ class SagaBuilder(_Common):
 class StatefulSagaBuilder(_Common, Generic[S]):
     """A saga with its state type fixed: register handlers, then ``.build()``."""
 
-    __slots__ = ("_compensations", "_handlers", "_initial", "_queries", "_signals")
+    __slots__ = ("_compensations", "_handlers", "_initial", "_payloads", "_queries",
+                 "_signals", "_starts")
 
     def __init__(self, options: _Options, initial: S, *,
                  handlers: Mapping[str, SagaHandler[S]] | None = None,
                  compensations: Mapping[str, SagaHandler[S]] | None = None,
                  signals: Mapping[str, SagaHandler[S]] | None = None,
-                 queries: Mapping[str, QueryHandler] | None = None) -> None:
+                 queries: Mapping[str, QueryHandler] | None = None,
+                 payloads: Mapping[str, PayloadSchema] | None = None,
+                 starts: tuple[str, ...] = ()) -> None:
         super().__init__(options)
         self._initial = initial
         self._handlers = dict(handlers or {})
         self._compensations = dict(compensations or {})
         self._signals = dict(signals or {})
         self._queries = dict(queries or {})
+        self._payloads = dict(payloads or {})
+        self._starts = starts
 
     def _next(self, options: _Options | None = None, **changes: Any) -> StatefulSagaBuilder[S]:
         parts: dict[str, Any] = {"handlers": self._handlers, "compensations": self._compensations,
-                                 "signals": self._signals, "queries": self._queries}
+                                 "signals": self._signals, "queries": self._queries,
+                                 "payloads": self._payloads, "starts": self._starts}
         parts.update(changes)
         return StatefulSagaBuilder(options or self._options, self._initial, **parts)
 
@@ -180,15 +195,39 @@ class StatefulSagaBuilder(_Common, Generic[S]):
         """Retry a raising handler this often before the instance fails."""
         return self._next(self._with_retry(max_attempts, backoff_ms))
 
-    def on(self, message_type: str, handler: SagaHandler[S]) -> StatefulSagaBuilder[S]:
-        """Handle ``message_type``: ``handler(saga, event, context)`` returns effects."""
-        self._check(message_type, handler, self._handlers, "handler")
-        return self._next(handlers={**self._handlers, message_type: handler})
+    def on(self, message_type: str, handler: SagaHandler[S], *,
+           payload: PayloadSpec | None = None, starts: bool = False) -> StatefulSagaBuilder[S]:
+        """Handle ``message_type``: ``handler(saga, event, context)`` returns effects.
 
-    def compensate(self, message_type: str, handler: SagaHandler[S]) -> StatefulSagaBuilder[S]:
+        ``payload`` is the payload's schema (an Avro file under ``schemas/``, a pydantic model);
+        the sagas API refuses a published payload that does not fit it. ``starts=True`` lets
+        this type start an instance; when no handler says so, the first ``.on()`` type does,
+        and any other message arriving before its instance exists is parked until it starts.
+        """
+        self._check(message_type, handler, self._handlers, "handler")
+        return self._next(handlers={**self._handlers, message_type: handler},
+                          payloads=self._with_payload(message_type, payload),
+                          starts=(*self._starts, message_type) if starts else self._starts)
+
+    def compensate(self, message_type: str, handler: SagaHandler[S], *,
+                   payload: PayloadSpec | None = None) -> StatefulSagaBuilder[S]:
         """Undo ``message_type``'s step when a handler returns ``saga_compensate(...)``."""
         self._check(message_type, handler, self._compensations, "compensation")
-        return self._next(compensations={**self._compensations, message_type: handler})
+        return self._next(compensations={**self._compensations, message_type: handler},
+                          payloads=self._with_payload(message_type, payload))
+
+    def _with_payload(self, message_type: str, spec: PayloadSpec | None
+                      ) -> dict[str, PayloadSchema]:
+        if spec is None:
+            return self._payloads
+        try:
+            schema = payload_schema(spec)
+        except (OSError, ValueError, RegistryError) as exc:
+            self._fail(f"the payload schema of {message_type!r} cannot be loaded: {exc}")
+        known = self._payloads.get(message_type)
+        if known is not None and known != schema:
+            self._fail(f"{message_type!r} is declared with two different payload schemas")
+        return {**self._payloads, message_type: schema}
 
     def on_signal(self, signal: str, handler: SagaHandler[S]) -> StatefulSagaBuilder[S]:
         """Handle an out-of-band signal sent to a running instance."""
@@ -212,6 +251,12 @@ class StatefulSagaBuilder(_Common, Generic[S]):
                 self._fail(f"compensation for {message_type!r} has no .on({message_type!r}) "
                            "handler that could request it")
         options = self._options
+        starts = frozenset(self._starts or (next(iter(self._handlers)),))
+        if options.schedule is not None:
+            if SCHEDULE_TICK not in self._handlers:
+                self._fail(f"a scheduled saga handles each cron tick: add "
+                           f".on({SCHEDULE_TICK!r}, handler)")
+            starts |= {SCHEDULE_TICK}
         return SagaDefinition(
             id=options.saga_id, durability=options.durability,
             initial_state=copy.deepcopy(self._initial),
@@ -221,6 +266,7 @@ class StatefulSagaBuilder(_Common, Generic[S]):
             concurrency=options.concurrency, schedule=options.schedule,
             signals=MappingProxyType(dict(self._signals)),
             queries=MappingProxyType(dict(self._queries)),
+            start_types=starts, payloads=MappingProxyType(dict(self._payloads)),
         )
 
     def _check(self, name: str, handler: object, registered: Mapping[str, object],

@@ -9,6 +9,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from services.sagas._effects import Effect
 from services.sagas._messages import SagaMessage
+from services.sagas._payloads import PayloadSchema
 
 DurabilityTier = Literal["t1", "t2", "t3"]
 DURABILITY_TIERS: tuple[DurabilityTier, ...] = ("t1", "t2", "t3")
@@ -82,6 +83,14 @@ class SagaDefinition(Generic[S]):
     schedule: str | None = None
     signals: Mapping[str, SagaHandler[S]] | None = None
     queries: Mapping[str, QueryHandler] | None = None
+    start_types: frozenset[str] = frozenset()
+    """Message types that may start an instance; others arriving first are parked."""
+    payloads: Mapping[str, PayloadSchema] | None = None
+    """The payload schema of each message type that declared one."""
+
+    def starts(self, message_type: str) -> bool:
+        """Whether a message of ``message_type`` may start a new instance."""
+        return message_type in self.start_types
 
     def message_types(self) -> frozenset[str]:
         """Every message type the saga reacts to (forward handlers and compensations)."""

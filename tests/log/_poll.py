@@ -12,9 +12,12 @@ async def eventually(
     *,
     timeout: float = 30.0,
     interval: float = 0.05,
-    what: str = "condition",
+    what: str | Callable[[], str] = "condition",
 ) -> None:
-    """Re-evaluate ``check`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    """Re-evaluate ``check`` until it is true; fail with ``what`` after ``timeout`` seconds.
+
+    ``what`` may be a function, called only on failure (e.g. to include a process's log).
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -23,5 +26,6 @@ async def eventually(
         if result:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
         await asyncio.sleep(interval)

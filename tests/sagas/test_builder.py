@@ -51,16 +51,17 @@ def test_build_freezes_every_part_of_the_definition() -> None:
     definition = (define_saga("s").durability("t2").correlate("id").retry(max_attempts=5)
                   .concurrency(limit=2).schedule("*/5 * * * *").state({"n": "0"})
                   .on("A", noop).compensate("A", noop).on_query("count", lambda s, a: s)
-                  .build())
+                  .on("ScheduleTick", noop).build())
     assert (definition.id, definition.durability, definition.initial_state) == ("s", "t2",
                                                                                   {"n": "0"})
-    assert set(definition.handlers) == {"A"}
+    assert set(definition.handlers) == {"A", "ScheduleTick"}
+    assert definition.start_types == {"A", "ScheduleTick"}
     assert set(definition.compensations) == {"A"}
     assert definition.retry.max_attempts == 5
     assert definition.concurrency is not None
     assert definition.concurrency.limit == 2
     assert definition.schedule == "*/5 * * * *"
-    assert definition.message_types() == {"A"}
+    assert definition.message_types() == {"A", "ScheduleTick"}
     with pytest.raises(TypeError):
         definition.handlers["B"] = noop  # type: ignore[index]
 
@@ -72,6 +73,10 @@ def test_build_freezes_every_part_of_the_definition() -> None:
     (lambda: define_saga("s").state({}).on("A", noop).on("A", noop), "registered twice"),
     (lambda: define_saga("s").durability("t9"), "unknown durability tier 't9'"),  # type: ignore[arg-type]
     (lambda: define_saga("s").schedule("every minute"), "invalid cron"),
+    (lambda: define_saga("s").schedule("* * * * *").state({}).on("A", noop).build(),
+     "ScheduleTick', handler"),
+    (lambda: define_saga("s").state({}).on("A", noop, payload="sagas/nope.avsc"),
+     "cannot be loaded"),
     (lambda: define_saga("s").concurrency(limit=0), "at least 1"),
     (lambda: define_saga("s").state({}).on("A", noop).compensate("B", noop).build(),
      "compensation for 'B' has no"),
