@@ -137,7 +137,8 @@ def default_app_file(root: Path | None = None) -> AppFile:
     """The app ``netscript up`` runs where there is no ``netscript.toml``: the built-in graph."""
     return AppFile(
         root=root or Path.cwd(),
-        plugins=(PluginEntry(name="registry"), PluginEntry(name="streams")),
+        plugins=(PluginEntry(name="registry"), PluginEntry(name="streams"),
+                 PluginEntry(name="sagas", settings={"store": "kv"})),
     )
 
 

@@ -56,3 +56,31 @@ def sagas_run(
     from services.sagas._postgres import run_postgres_cli
 
     run_postgres_cli(engine, settings)
+
+
+@sagas_app.command("serve")
+def sagas_serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port [default: PORT or 8092].")] = None,
+    sagas: SagasOption = None,
+    partitions: PartitionsOption = 4,
+) -> None:
+    """Serve the sagas API (registered sagas, instances, publish, SSE activity)."""
+    import uvicorn
+
+    from services.kernel import Settings
+    from services.sagas._backend import resolve_saga_store_backend
+    from services.sagas._engine import SagaEngine
+    from services.sagas._loading import DEFAULT_SAGAS, load_definitions
+    from services.sagas._service import create_sagas_service
+    from services.sagas.api import PORT
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    backend = resolve_saga_store_backend(os.environ)
+    settings = Settings.from_env("sagas")
+    engine = SagaEngine(load_definitions(sagas or os.environ.get("NETSCRIPT_SAGAS")
+                                         or DEFAULT_SAGAS))
+    app = create_sagas_service(settings, engine, backend=backend, partitions=partitions)
+    bound = port or settings.port or PORT
+    typer.echo(f"sagas API on http://{host}:{bound}/api/v1/sagas ({backend} store)")
+    uvicorn.run(app, host=host, port=bound, log_level="warning", timeout_graceful_shutdown=5)

@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "netscript.plugins"
 BUILTIN_PLUGINS: dict[str, str] = {
     "registry": "services.registry.plugin:contribution",
     "streams": "services.streams.plugin:contribution",
+    "sagas": "services.sagas.plugin:contribution",
 }
 """Plugins that ship with NetScript: name → ``module:attribute`` of its contribution."""
 

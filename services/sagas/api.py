@@ -101,9 +101,10 @@ class _Inflight:
 
 def create_sagas_app(settings: Settings, engine: SagaEngine, store: SagaStore, *,
                      feed: TransitionFeed, partitions: int = DEFAULT_PARTITIONS,
-                     store_backend: str = "kv") -> FastAPI:
-    """The :8092 app over ``engine``'s definitions; ``store`` and ``feed`` are opened by the
-    app's lifespan when they are async context managers (the caller may own them instead)."""
+                     store_backend: str = "kv", mirror: bool = True) -> FastAPI:
+    """The :8092 app over ``engine``'s definitions; the app's lifespan opens ``feed`` and
+    ``store`` (when it is an async context manager) and, with ``mirror`` and a streams URL in
+    ``settings``, mirrors every transition into the durable stream ``/sagas/instances``."""
     publisher = Publisher(settings)
     inflight = _Inflight()
 
@@ -116,6 +117,12 @@ def create_sagas_app(settings: Settings, engine: SagaEngine, store: SagaStore, *
             stack.push_async_callback(feed.close)
             if hasattr(store, "__aenter__"):
                 await stack.enter_async_context(store)  # type: ignore[arg-type]
+            streams_url = settings.service_urls.get("streams")
+            if mirror and streams_url:
+                from services.sagas._mirror import run_mirror
+
+                task = asyncio.create_task(run_mirror(settings, streams_url), name="mirror")
+                stack.push_async_callback(_cancel, task)
             yield
 
     async def views_ready() -> None:
@@ -288,6 +295,12 @@ def create_sagas_app(settings: Settings, engine: SagaEngine, store: SagaStore, *
         return sse_response(events())
 
     return app
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _route(engine: SagaEngine, message: SagaMessage, saga: str | None) -> list[Route]:

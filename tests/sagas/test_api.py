@@ -227,3 +227,33 @@ async def test_a_scheduled_message_survives_kill_9_and_fires_once(
     remind = [h for h in body["history"] if h["message_type"] == "Remind"]
     assert [h["event"] for h in remind] == ["saga:completed"]
     assert remind[0]["at"] >= due
+
+
+async def test_transitions_are_mirrored_into_the_durable_stream(
+        log: str, runtime: RuntimeProcess, tmp_path: Path) -> None:
+    """With the streams service in the graph, /sagas/instances holds each instance's latest
+    status as a State-Protocol entity, readable over the Durable Streams protocol."""
+    from services.streams.testing import StreamsProcess
+
+    with StreamsProcess(log, log_file=tmp_path / "streams.log") as streams:
+        settings = Settings(service_name="sagas-api", kafka_bootstrap_servers=log,
+                            service_urls={"streams": streams.url})
+        feed = TransitionFeed(log)
+        app = create_sagas_app(settings, SagaEngine(ALL), KvSagaStore(log, feed), feed=feed,
+                               partitions=2)
+        async with serve_app(app) as server, httpx.AsyncClient(timeout=30) as client:
+            response = await client.post(server.url + PUBLISH, json={
+                "type": "UserSettingsCreated", "payload": {"userId": "m1"}})
+            assert response.status_code == 202
+
+            async def mirrored() -> bool:
+                read = await client.get(streams.url + "/v1/stream/sagas/instances",
+                                        params={"offset": "-1"})
+                if read.status_code != 200:
+                    return False
+                latest = {e["key"]: e["value"] for e in read.json()}
+                entity = next((v for v in latest.values() if v["correlation_key"] == "m1"),
+                              None)
+                return entity is not None and entity["status"] == "completed"
+
+            await eventually(mirrored, timeout=60, what="the completed instance in the stream")
