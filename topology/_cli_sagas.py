@@ -31,6 +31,10 @@ def sagas_run(
     partitions: PartitionsOption = 4,
     data_dir: Annotated[str, typer.Option(help="Local scratch directory of the processor.")
                         ] = ".netscript/sagas",
+    health_port: Annotated[
+        int | None, typer.Option(help="Serve /health/live and /health/ready here (kv: once "
+                                      "the instance table is recovered).")] = None,
+    host: Annotated[str, typer.Option(help="Interface of the health endpoint.")] = "127.0.0.1",
 ) -> None:
     """Run the saga runtime: apply bus messages to instances, exactly once."""
     from services.kernel import Settings
@@ -51,11 +55,13 @@ def sagas_run(
         from services.sagas._processor import SagaProcessor, run_processor
 
         run_processor(SagaProcessor(engine, bootstrap_servers=settings.kafka_bootstrap_servers,
-                                    partitions=partitions, data_dir=data_dir))
+                                    partitions=partitions, data_dir=data_dir,
+                                    health_port=health_port, health_host=host))
         return
     from services.sagas._postgres import run_postgres_cli
 
-    run_postgres_cli(engine, settings)
+    run_postgres_cli(engine, settings, partitions=partitions, health_port=health_port,
+                     health_host=host)
 
 
 @sagas_app.command("serve")

@@ -93,7 +93,8 @@ def up(
     except TopologyError as exc:
         raise fail(exc) from None
     if loaded.path is None:
-        console.print(f"no {APP_FILE} here: running the built-in graph (log, registry, streams, sagas)")
+        console.print(f"no {APP_FILE} here: running the built-in graph "
+                      "(log, registry, streams, sagas)")
     code = 0
 
     async def main(stop: asyncio.Event) -> None:

@@ -28,6 +28,7 @@ import faust
 from faust.types import EventT
 
 from services.kernel import Settings, create_producer, ensure_topics, partition_counts
+from services.kernel._health import health_app
 from services.kernel._tracing import consume_span, traceparent_of, tracer
 from services.processing import ProcessorApp, processor_app, source_headers
 from services.sagas._engine import SagaEngine, Step
@@ -62,8 +63,11 @@ class SagaProcessor:
     def __init__(self, engine: SagaEngine, *, bootstrap_servers: str,
                  partitions: int = DEFAULT_PARTITIONS, data_dir: Path | str = ".netscript/sagas",
                  tick_interval: float = 1.0, commit_interval: float = 0.1,
-                 session_timeout: float = 10.0) -> None:
+                 session_timeout: float = 10.0, health_port: int | None = None,
+                 health_host: str = "127.0.0.1") -> None:
         self.engine = engine
+        # faust keeps only scratch files there (the table lives in its changelog).
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
         self.bootstrap_servers = bootstrap_servers
         self.partitions = partitions
         self.tick_interval = tick_interval
@@ -73,7 +77,14 @@ class SagaProcessor:
             consumer_auto_offset_reset="earliest", broker_commit_interval=commit_interval,
             broker_commit_every=1000, broker_session_timeout=session_timeout,
             broker_heartbeat_interval=1, table_standby_replicas=0,
+            web_enabled=health_port is not None,
         )
+        if health_port is not None:
+            from faust.contrib.asgi import serve_asgi
+
+            # faust starts it once the table is recovered: answering means ready.
+            serve_asgi(self.app, health_app("sagas-runtime"), host=health_host,
+                       port=health_port, log_level="warning")
         self._inbound = self.app.topic(BUS, TICKS, key_serializer="raw",
                                        value_serializer="raw", partitions=partitions)
         self._outbound = {name: self.app.topic(name, key_serializer="raw",

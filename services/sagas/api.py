@@ -94,9 +94,11 @@ class PublishReceipt(BaseModel):
 
 @dataclass(kw_only=True, slots=True)
 class _Inflight:
-    """Published-but-not-applied bus positions per concurrency key (``.concurrency()``)."""
+    """The app's publisher, and published-but-not-applied bus positions per concurrency key
+    (``.concurrency()``)."""
 
     by_key: dict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=dict)
+    publisher: Publisher | None = None
 
 
 def create_sagas_app(settings: Settings, engine: SagaEngine, store: SagaStore, *,
@@ -105,14 +107,14 @@ def create_sagas_app(settings: Settings, engine: SagaEngine, store: SagaStore, *
     """The :8092 app over ``engine``'s definitions; the app's lifespan opens ``feed`` and
     ``store`` (when it is an async context manager) and, with ``mirror`` and a streams URL in
     ``settings``, mirrors every transition into the durable stream ``/sagas/instances``."""
-    publisher = Publisher(settings)
     inflight = _Inflight()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings.kafka_bootstrap_servers, topic_configs(partitions))
         async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(publisher)
+            # Created here: aiokafka binds its producer to the running loop.
+            inflight.publisher = await stack.enter_async_context(Publisher(settings))
             await feed.start()
             stack.push_async_callback(feed.close)
             if hasattr(store, "__aenter__"):
@@ -221,7 +223,8 @@ def create_sagas_app(settings: Settings, engine: SagaEngine, store: SagaStore, *
         for route in routes:
             delivered = replace(message, correlation_key=route.correlation_key)
             try:
-                stored = await publisher.publish(
+                assert inflight.publisher is not None, "the app's lifespan has not run"
+                stored = await inflight.publisher.publish(
                     BUS, json.dumps(bus_value(route.saga_id, delivered)).encode(),
                     key=route.key.encode())
             except PublishError as exc:

@@ -27,6 +27,8 @@ from topology import (
 )
 
 PORT = 8092
+RUNTIME_HEALTH_PORT = 8192
+"""Where the runtime answers /health/ready (once its state is recovered)."""
 SAGA_MESSAGE = Path("schemas/sagas/SagaMessage.avsc")
 
 
@@ -62,7 +64,10 @@ class SagasContribution(BaseContribution):
                 references=References(plugins=mirror, requires_db=needs_db),
                 description="sagas API: definitions, instances, publish, activity (SSE)"),
             builder.background(
-                "sagas-runtime", env=env, command=["sagas", "run", *common],
+                "sagas-runtime", env=env, port=RUNTIME_HEALTH_PORT,
+                health_path="/health/ready",
+                command=["sagas", "run", "--host", "{host}", "--health-port", "{port}",
+                         *common],
                 references=References(requires_db=needs_db),
                 description=f"the saga runtime (exactly-once, {store} store)"),
         ]

@@ -46,5 +46,20 @@ limited_saga = (
     .state({}).on("Work", _noop).build()
 )
 
-ALL = (*EXAMPLES, reminder_saga, limited_saga)
+
+
+def _count(saga: Saga[dict[str, Any]], event: SagaMessage, context: SagaContext
+           ) -> Sequence[Effect]:
+    count = saga.state["n"] + 1
+    saga.state = {"n": count}
+    return [saga_complete({"n": count})] if count >= int(event.payload.get("of", 10)) else []
+
+
+counter_saga = (
+    define_saga("counter-saga").correlate("id").state({"n": 0})
+    .on("Count", _count, starts=True).build()
+)
+"""Counts ``Count`` messages and completes at ``of`` (the sagas benchmark's workload)."""
+
+ALL = (*EXAMPLES, reminder_saga, limited_saga, counter_saga)
 SPEC = "tests.sagas.sagas_for_tests:ALL"

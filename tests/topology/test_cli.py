@@ -3,6 +3,7 @@ and ``init``."""
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -24,10 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_up_starts_the_graph_reports_it_and_stops_on_sigterm(tmp_path: Path) -> None:
     """`netscript up` makes every port healthy, wired as the graph says; SIGTERM cleans up."""
     port, streams_port, registry_port = free_port(), free_port(), free_port()
+    sagas_port, runtime_port = free_port(), free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "topology.cli", "up", "--app", str(ROOT / "netscript.toml"),
          "--log-port", str(port), "--data-dir", str(tmp_path / "data"),
-         "--streams-port", str(streams_port), "--registry-port", str(registry_port)],
+         "--streams-port", str(streams_port), "--registry-port", str(registry_port),
+         "--port", f"sagas={sagas_port}", "--port", f"sagas-runtime={runtime_port}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -45,7 +48,14 @@ def test_up_starts_the_graph_reports_it_and_stops_on_sigterm(tmp_path: Path) -> 
         # init ran before streams started: the declared topic and subject exist.
         assert "__netscript_streams" in admin.list_topics(timeout=20).topics
         subjects = httpx.get(f"http://127.0.0.1:{registry_port}/subjects", timeout=10)
-        assert subjects.json() == ["netscript.streams.ChangeEvent"]
+        assert {"netscript.streams.ChangeEvent", "netscript.sagas.SagaMessage",
+                "netscript.sagas.order.OrderPlaced"} <= set(subjects.json())
+        sagas = wait_ready(f"http://127.0.0.1:{sagas_port}/health/ready")
+        assert sagas["checks"]["views"] == "ok"
+        registered = httpx.get(f"http://127.0.0.1:{sagas_port}/api/v1/sagas/sagas", timeout=10)
+        assert {s["id"] for s in registered.json()} == {"order-saga", "user-settings-saga"}
+        # The runtime answers once its instance table is recovered from the changelog.
+        wait_ready(f"http://127.0.0.1:{runtime_port}/health/ready", timeout=60)
         children = psutil.Process(process.pid).children(recursive=True)
         streams = next(c for c in children if "streams" in c.cmdline())
         graph = build_graph(load_app_file(ROOT / "netscript.toml"), ports={
@@ -61,8 +71,9 @@ def test_up_starts_the_graph_reports_it_and_stops_on_sigterm(tmp_path: Path) -> 
             process.communicate()
     assert process.returncode == 0, output
     assert f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{port}" in output
-    assert "streams  │ " in output
-    assert "registry │ " in output
+    assert re.search(r"^streams +│ ", output, re.MULTILINE)
+    assert re.search(r"^registry +│ ", output, re.MULTILINE)
+    assert re.search(r"^sagas-runtime +│ ", output, re.MULTILINE)
     assert (tmp_path / "data" / "log" / "meta").is_dir()
     assert_gone(children)
 

@@ -79,7 +79,13 @@ def test_the_checked_in_compose_files_are_what_netscript_compose_writes(
 def test_every_resource_is_health_checked_and_waits_for_what_it_references() -> None:
     """Health checks everywhere but the dashboard; depends_on gates on health and on init."""
     services = load(ROOT / "compose.yaml")["services"]
-    assert set(services) == {"redpanda", "postgres", "aspire-dashboard", "init", "streams"}
+    assert set(services) == {"redpanda", "postgres", "aspire-dashboard", "init", "streams",
+                             "sagas", "sagas-runtime"}
+    assert services["sagas"]["ports"] == ["8092:8092"]
+    assert services["sagas"]["depends_on"]["streams"] == {"condition": "service_healthy"}
+    assert services["sagas-runtime"]["depends_on"]["init"] == {
+        "condition": "service_completed_successfully"}
+    assert services["sagas-runtime"]["environment"]["NETSCRIPT_SAGA_STORE"] == "kv"
     for name, service in services.items():
         if name not in ("aspire-dashboard", "init"):
             assert service["healthcheck"]["test"], name
