@@ -165,6 +165,8 @@ class PostgresSagaRuntime:
                         writers.create_task(self._forward(stop))
                     writers.create_task(self._consume())
                     writers.create_task(self._fire_timers())
+                    if any(d.schedule for d in self.engine.definitions.values()):
+                        writers.create_task(self._cron())
                 # The writers stopped: nothing new reaches the outbox; let the relay drain it.
                 relay_stop.set()
                 self._relay.wake()
@@ -177,6 +179,27 @@ class PostgresSagaRuntime:
             await wait_or_timeout(stop, timeout=0.25)
             if stop.is_set():
                 self.shutdown()
+
+    async def _cron(self) -> None:
+        """Publish the cron ticks of scheduled sagas (idempotent: every replica may)."""
+        from services.kernel import create_producer
+        from services.sagas._schedule import CronTicker
+
+        ticker = CronTicker(self.engine, start=self._clock())
+        producer = create_producer(Settings(service_name="netscript-sagas-pg",
+                                            kafka_bootstrap_servers=self._bootstrap))
+        await producer.start()
+        try:
+            while not self._stop.is_set():
+                try:
+                    for key, value in ticker.due(self._clock()):
+                        await producer.send_and_wait(BUS, key=key.encode(),
+                                                     value=json.dumps(value).encode())
+                except KafkaError as exc:
+                    log.warning("sagas: cannot publish cron ticks (%s); retrying", exc)
+                await wait_or_timeout(self._stop, timeout=1.0)
+        finally:
+            await producer.stop()
 
     # -- the bus ----------------------------------------------------------------------------
 

@@ -56,6 +56,14 @@ def test_up_starts_the_graph_reports_it_and_stops_on_sigterm(tmp_path: Path) -> 
         assert {s["id"] for s in registered.json()} == {"order-saga", "user-settings-saga"}
         # The runtime answers once its instance table is recovered from the changelog.
         wait_ready(f"http://127.0.0.1:{runtime_port}/health/ready", timeout=60)
+        # A request through the wired graph: sagas API → log → runtime → log → the API's
+        # mirror → the streams service (found through services__streams__http__0).
+        published = httpx.post(f"http://127.0.0.1:{sagas_port}/api/v1/sagas/publish", json={
+            "type": "UserSettingsCreated", "payload": {"userId": "through-the-graph"}},
+            timeout=10)
+        assert published.status_code == 202, published.text
+        assert_mirrored(f"http://127.0.0.1:{streams_port}/v1/stream/sagas/instances",
+                        "through-the-graph")
         children = psutil.Process(process.pid).children(recursive=True)
         streams = next(c for c in children if "streams" in c.cmdline())
         graph = build_graph(load_app_file(ROOT / "netscript.toml"), ports={
@@ -195,6 +203,20 @@ def test_init_creates_declared_topics_once(kafka_bootstrap: str, tmp_path: Path)
         "topic __netscript_streams: exists" in first.stdout)
     assert "topic __netscript_streams: exists" in second.stdout
     assert "schemas not registered (no SCHEMA_REGISTRY_URL)" in second.stdout
+
+
+def assert_mirrored(url: str, correlation_key: str, *, timeout: float = 60.0) -> None:
+    """Poll the /sagas/instances stream until the instance shows as completed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.get(url, params={"offset": "-1"}, timeout=5)
+        if response.status_code == 200:
+            latest = {e["key"]: e["value"] for e in response.json()}
+            if any(v["correlation_key"] == correlation_key and v["status"] == "completed"
+                   for v in latest.values()):
+                return
+        assert time.monotonic() < deadline, f"{correlation_key} not completed in {url}"
+        time.sleep(0.1)
 
 
 def wait_ready(url: str, *, timeout: float = 30.0) -> dict[str, Any]:
