@@ -30,7 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from services.kernel import Settings, create_consumer, ensure_topics
-from services.kernel._tracing import traceparent_of
+from services.kernel._tracing import consume_span, traceparent_of, tracer
 from services.sagas._engine import SagaEngine, Step, utc_now
 from services.sagas._errors import SagaError, SagaHandlerError
 from services.sagas._messages import SagaMessage
@@ -222,6 +222,10 @@ class PostgresSagaRuntime:
                     await self._apply_record(record)
 
     async def _apply_record(self, record: Any) -> None:
+        with consume_span(record.topic, record.partition, record.offset, record.headers):
+            await self._apply_in_transaction(record)
+
+    async def _apply_in_transaction(self, record: Any) -> None:
         source = Source(topic=record.topic, partition=record.partition, offset=record.offset)
         try:
             async with self._pool.acquire() as connection, connection.transaction():
@@ -235,7 +239,13 @@ class PostgresSagaRuntime:
                                 error)
                     await enqueue(connection, [dead_letter(record, error)])
                 else:
-                    step = await self._step(connection, saga_id, message, source)
+                    with tracer().start_as_current_span(
+                            f"saga {saga_id} {message.type}",
+                            attributes={"saga.id": saga_id, "saga.message_type": message.type,
+                                        "saga.correlation_key": message.correlation_key or ""}
+                    ) as span:
+                        step = await self._step(connection, saga_id, message, source)
+                        span.set_attribute("saga.status", step.instance.status)
                     await write_step(connection, step)
                 await connection.execute(
                     "update saga_runtime_offsets set next_offset = $3, updated_at = now() "
