@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from services.sagas import SagaMessage
+from services.sagas import SagaEngine, SagaMessage
+from services.sagas._postgres_runner import PostgresSagaRuntime
 from services.sagas._records import bus_value, instance_key
 
 ROOT = Path(__file__).parents[2]
+POSTGRES = os.environ.get("NETSCRIPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+"""The real Postgres the saga tests use (each test gets a fresh schema on it)."""
 
 
 class RuntimeProcess:
@@ -125,3 +131,18 @@ async def latest_instances(bootstrap: str) -> dict[str, dict[str, Any]]:
         else:
             latest[key] = json.loads(record.value)
     return latest
+
+
+@contextlib.asynccontextmanager
+async def running(engine: SagaEngine, pool: asyncpg.Pool, log: str, *, partitions: int = 2,
+                  **options: Any) -> AsyncIterator[PostgresSagaRuntime]:
+    """The runtime running in this event loop until the block ends."""
+    options.setdefault("group_id", None)
+    async with PostgresSagaRuntime(engine, pool=pool, bootstrap_servers=log,
+                                   partitions=partitions, **options) as runtime, \
+            asyncio.TaskGroup() as group:
+        group.create_task(runtime.run())
+        try:
+            yield runtime
+        finally:
+            runtime.shutdown()

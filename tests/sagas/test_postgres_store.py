@@ -57,9 +57,8 @@ from services.sagas._runtime import create_durable_saga_runtime
 from services.sagas._topics import BUS, COMMANDS, DEAD_LETTER, TRANSITIONS, topic_configs
 from services.sagas.examples import EXAMPLES
 from tests.log._poll import eventually
-from tests.sagas._support import read_topic
+from tests.sagas._support import read_topic, running
 
-POSTGRES = os.environ.get("NETSCRIPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).parents[2]
 PARTITIONS = 2
 TABLES = {"saga_runtime_state", "saga_runtime_transition", "saga_runtime_correlation",
@@ -70,46 +69,11 @@ TABLES = {"saga_runtime_state", "saga_runtime_transition", "saga_runtime_correla
 # -- fixtures -----------------------------------------------------------------------------------
 
 @pytest.fixture
-async def database_url() -> AsyncIterator[str]:
-    """DATABASE_URL of a fresh schema on the real Postgres, dropped after the test."""
-    schema = f"sagas_{uuid.uuid4().hex[:10]}"
-    connection = await asyncpg.connect(POSTGRES)
-    try:
-        await connection.execute(f"create schema {schema}")
-        yield f"{POSTGRES}?search_path={schema}"
-    finally:
-        await connection.execute(f"drop schema if exists {schema} cascade")
-        await connection.close()
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the test's schema."""
-    async with asyncpg.create_pool(database_url, min_size=1, max_size=8) as opened:
-        yield opened
-
-
-@pytest.fixture
 async def log(tmp_path: Path) -> AsyncIterator[str]:
     """A log of this test's own (the saga topics have fixed names), topics created."""
     with BrokerProcess(tmp_path / "log") as broker:
         await ensure_topics(broker.bootstrap_servers, topic_configs(PARTITIONS))
         yield broker.bootstrap_servers
-
-
-@contextlib.asynccontextmanager
-async def running(engine: SagaEngine, pool: asyncpg.Pool, log: str, **options: Any
-                  ) -> AsyncIterator[PostgresSagaRuntime]:
-    """The runtime running in this event loop until the block ends."""
-    options.setdefault("group_id", None)
-    async with PostgresSagaRuntime(engine, pool=pool, bootstrap_servers=log,
-                                   partitions=PARTITIONS, **options) as runtime, \
-            asyncio.TaskGroup() as group:
-        group.create_task(runtime.run())
-        try:
-            yield runtime
-        finally:
-            runtime.shutdown()
 
 
 # -- helpers ------------------------------------------------------------------------------------
