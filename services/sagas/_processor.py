@@ -9,8 +9,12 @@ A ``kill -9`` at any moment aborts the open transaction; the restarted processor
 table from its changelog and re-applies the aborted records, which yields the same steps.
 
 Nothing in an event awaits after its first write, so all of an event's records land in one
-transaction (see ``services.processing._faust_fixes``). The handler's clock is the record's
-log timestamp, so a replay also sees the same ``now``.
+transaction (see ``services.processing._faust_fixes``). The records (changelog included, via
+:class:`~services.processing.ChangelogTable`) go out through :func:`~services.processing.emit`,
+which queues them already serialized for the event's own transaction instead of through
+faust's per-record send layers — the same gated buffer, so the same commit argument, at a
+fraction of the cost. The handler's clock is the record's log timestamp, so a replay also sees
+the same ``now``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from faust.types import EventT
 from services.kernel import Settings, create_producer, ensure_topics, partition_counts
 from services.kernel._health import health_app
 from services.kernel._tracing import consume_span, traceparent_of, tracer
-from services.processing import ProcessorApp, processor_app, source_headers
+from services.processing import ChangelogTable, ProcessorApp, emit, processor_app
 from services.sagas._engine import SagaEngine, Step
 from services.sagas._errors import SagaError, SagaHandlerError
 from services.sagas._records import (
@@ -77,6 +81,9 @@ class SagaProcessor:
             consumer_auto_offset_reset="earliest", broker_commit_interval=commit_interval,
             broker_commit_every=1000, broker_session_timeout=session_timeout,
             broker_heartbeat_interval=1, table_standby_replicas=0,
+            # Batch produce requests (seconds, not ms): each request of a transactional
+            # producer waits for an fsync on the log, so tiny requests starve it.
+            producer_linger=0.005, producer_max_batch_size=1024 * 1024,
             web_enabled=health_port is not None,
         )
         if health_port is not None:
@@ -87,12 +94,10 @@ class SagaProcessor:
                        port=health_port, log_level="warning")
         self._inbound = self.app.topic(BUS, TICKS, key_serializer="raw",
                                        value_serializer="raw", partitions=partitions)
-        self._outbound = {name: self.app.topic(name, key_serializer="raw",
-                                               value_serializer="raw")
-                          for name in (BUS, COMMANDS, DEAD_LETTER, TRANSITIONS)}
-        self.instances = self.app.Table(
-            INSTANCES_TABLE, partitions=partitions,
+        self.instances: ChangelogTable = ChangelogTable(
+            self.app, name=INSTANCES_TABLE, partitions=partitions, beacon=self.app.tables.beacon,
             schema=faust.Schema(key_serializer="json", value_serializer="json"))
+        self.app.tables.add(self.instances)
         self._due: dict[int, dict[str, int]] = {}
         self.app.agent(self._inbound, name="sagas")(self._consume)
         self.app.on_partitions_revoked.connect(self._forget_timers)
@@ -178,30 +183,26 @@ class SagaProcessor:
 
     def _write(self, event: EventT[Any], step: Step) -> None:
         instance = step.instance
-        headers = source_headers(event)
         self.instances[instance.key] = instance.to_json()
         self._index(instance)
-        transitions = self._outbound[TRANSITIONS]
+        key = instance.key.encode()
         for transition in step.transitions:
-            transitions.send_soon(key=instance.key.encode(),
-                                  value=json.dumps(transition.to_json()).encode(),
-                                  headers=list(headers))
+            emit(event, TRANSITIONS, key=key, value=json.dumps(transition.to_json()).encode())
         for output in step.outputs:
-            self._outbound[_OUTPUT_TOPICS[output.kind]].send_soon(
-                key=output.key.encode(), value=json.dumps(output.value).encode(),
-                headers=[*headers, *((k, v.encode()) for k, v in output.headers.items())])
+            emit(event, _OUTPUT_TOPICS[output.kind], key=output.key.encode(),
+                 value=json.dumps(output.value).encode(),
+                 headers=[(k, v.encode()) for k, v in output.headers.items()])
 
     def _dead_letter(self, event: EventT[Any], error: BaseException) -> None:
         message = event.message
         log.warning("sagas: bad record at %s offset %d: %s", message.tp, message.offset, error)
-        headers = [*(message.headers or []), *source_headers(event),
+        headers = [*(message.headers or []),
                    ("x-error-type", type(error).__name__.encode()),
                    ("x-error-message", str(error).encode()[:4096]),
                    ("x-original-topic", message.topic.encode()),
                    ("x-original-partition", str(message.partition).encode()),
                    ("x-original-offset", str(message.offset).encode())]
-        self._outbound[DEAD_LETTER].send_soon(key=message.key, value=message.value,
-                                              headers=headers)
+        emit(event, DEAD_LETTER, key=message.key, value=message.value, headers=headers)
 
     # -- timers -----------------------------------------------------------------------------
 
