@@ -14,7 +14,7 @@ import contextlib
 import functools
 import json
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -29,6 +29,9 @@ from services.sagas._store import InstancePage
 from services.sagas._topics import INSTANCES_CHANGELOG, TRANSITIONS
 
 log = logging.getLogger("netscript.sagas.views")
+
+TOUCHED_KEPT = 50_000
+"""How many recent bus records the feed remembers the instance versions of."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -113,27 +116,6 @@ class _TopicFollower:
                 async with self.changed:
                     self.changed.notify_all()
 
-    async def barrier(self, timeout: float = 10.0) -> bool:
-        """Wait until this view holds every record committed before the call."""
-        consumer = self._consumer
-        if consumer is None:
-            raise SagaError("the view is not started")
-        ends = await consumer.end_offsets(self._tps)
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            # The live position, not the one noted after the last batch: a transaction's
-            # commit marker moves it past the records without returning any, so the follow
-            # loop would only notice after its poll timeout.
-            positions = [await consumer.position(tp) for tp in ends]
-            if all(p >= ends[tp] for p, tp in zip(positions, ends, strict=True)):
-                return True
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                return False
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(remaining, 0.01)), self.changed:
-                    await self.changed.wait()
-
     def apply(self, record: Any) -> None:
         raise NotImplementedError
 
@@ -147,6 +129,8 @@ class TransitionFeed(_TopicFollower):
         self._history: dict[str, list[Transition]] = defaultdict(list)
         self._applied: dict[int, int] = {}
         self._next: dict[int, int] = {}
+        # Which instance versions each recent bus record produced (for read-your-writes).
+        self._touched: OrderedDict[tuple[int, int], dict[str, int]] = OrderedDict()
 
     def apply(self, record: Any) -> None:
         transition = Transition.from_json(json.loads(record.value))
@@ -155,12 +139,22 @@ class TransitionFeed(_TopicFollower):
         self._history[transition.key].append(transition)
         self._next[record.partition] = record.offset + 1
         source = transition.source
-        if source is not None and source.offset >= self._applied.get(source.partition, -1):
-            self._applied[source.partition] = source.offset
+        if source is not None:
+            if source.offset >= self._applied.get(source.partition, -1):
+                self._applied[source.partition] = source.offset
+            touched = self._touched.setdefault((source.partition, source.offset), {})
+            touched[transition.key] = max(touched.get(transition.key, 0), transition.version)
+            if len(self._touched) > TOUCHED_KEPT:
+                self._touched.popitem(last=False)
 
     def ends(self) -> dict[int, int]:
         """The next offset of each partition after the entries held now."""
         return dict(self._next)
+
+    def touched(self, partition: int, offset: int) -> dict[str, int]:
+        """The instances (and versions) the bus record at ``(partition, offset)`` produced;
+        empty once it is too old to be remembered."""
+        return dict(self._touched.get((partition, offset), {}))
 
     def history(self, saga_id: str, correlation_key: str) -> list[Transition]:
         return list(self._history.get(instance_key(saga_id, correlation_key), ()))
@@ -233,10 +227,23 @@ class KvSagaStore(_TopicFollower):
     async def history(self, saga_id: str, correlation_key: str) -> Sequence[Transition]:
         return self._feed.history(saga_id, correlation_key)
 
-    async def applied(self, partition: int, offset: int) -> bool:
+    async def applied(self, partition: int, offset: int, timeout: float = 10.0) -> bool:
         # The transitions and the changelog commit in one transaction: once the feed shows the
-        # record applied, the changelog's committed end includes its instance; read up to it.
-        return self._feed.applied(partition, offset) and await self.barrier()
+        # record applied, wait until this view holds the instance versions it produced.
+        if not self._feed.applied(partition, offset):
+            return False
+        wanted = self._feed.touched(partition, offset)
+
+        def holds() -> bool:
+            return all((found := self._instances.get(key)) is not None and found.version >= v
+                       for key, v in wanted.items())
+
+        try:
+            async with asyncio.timeout(timeout), self.changed:
+                await self.changed.wait_for(holds)
+        except TimeoutError:
+            return holds()
+        return True
 
 
 def parse_positions(text: str) -> list[tuple[int, int]]:
