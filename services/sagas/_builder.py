@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -28,7 +29,7 @@ from services.sagas._definition import (
     SagaDefinition,
     SagaHandler,
 )
-from services.sagas._errors import SagaDefinitionError
+from services.sagas._errors import SagaDefinitionError, SagaReservedFeatureWarning
 from services.sagas._messages import SagaMessage
 from services.sagas._payloads import PayloadSchema, payload_schema
 
@@ -230,17 +231,34 @@ class StatefulSagaBuilder(_Common, Generic[S]):
         return {**self._payloads, message_type: schema}
 
     def on_signal(self, signal: str, handler: SagaHandler[S]) -> StatefulSagaBuilder[S]:
-        """Handle an out-of-band signal sent to a running instance."""
+        """Reserved (as in the seed): register a handler for an out-of-band signal.
+
+        The runtime does not dispatch signals yet: the handler is stored on the definition
+        but never called, and a :class:`SagaReservedFeatureWarning` says so.
+        """
         self._check(signal, handler, self._signals, "signal handler")
+        self._reserved(f".on_signal({signal!r})", "signals")
         return self._next(signals={**self._signals, signal: handler})
 
     def on_query(self, query: str, handler: QueryHandler) -> StatefulSagaBuilder[S]:
-        """Answer a read-only query ``handler(state, args)`` on an instance (synchronous)."""
+        """Reserved (as in the seed): register a read-only query ``handler(state, args)``.
+
+        The runtime does not dispatch queries yet: the handler is stored on the definition
+        but never called, and a :class:`SagaReservedFeatureWarning` says so.
+        """
         if not query or not callable(handler):
             self._fail("on_query needs a name and a function")
         if query in self._queries:
             self._fail(f"query {query!r} is registered twice")
+        self._reserved(f".on_query({query!r})", "queries")
         return self._next(queries={**self._queries, query: handler})
+
+    def _reserved(self, call: str, what: str) -> None:
+        # stacklevel 3: the warning points at the saga definition, not at this builder.
+        warnings.warn(
+            f"saga {self._options.saga_id!r}: {call} is reserved — the runtime does not "
+            f"dispatch {what} yet, so this handler is stored on the definition but never "
+            "called", SagaReservedFeatureWarning, stacklevel=3)
 
     def build(self) -> SagaDefinition[S]:
         """Freeze the saga; it needs at least one ``.on()`` handler."""

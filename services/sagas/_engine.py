@@ -6,6 +6,12 @@ transitions and its output records — atomically with the consumed offset (a Ka
 for ``kv``, a Postgres transaction for ``postgres``). Because the engine is deterministic given
 (instance, message, clock), a message replayed after a crash yields the same step, and every
 effect gets the same idempotency key (``<instance id>:<version>:<index>``) both times.
+
+One call may deliver several messages: a start message releases the messages parked before
+it, and :meth:`SagaEngine.fire_timers` delivers every due timer. When one of them raises, the
+:class:`SagaHandlerError` names that message (``message``, and ``timer`` for a timer) and
+carries what the call delivered before it (``step``), so the driver retries or dead-letters
+the message that failed — not the one it happened to hold — and loses no earlier progress.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.sagas._builder import SCHEDULE_TICK
 from services.sagas._definition import Saga, SagaContext, SagaDefinition
 from services.sagas._effects import Compensate, Complete, Effect, Fail, Scheduled, Send, Spawn
 from services.sagas._errors import (
@@ -131,22 +138,33 @@ class SagaEngine:
               partition: int | None = None, attempt: int = 1) -> Step:
         """Apply ``message`` to the instance (``None``: it does not exist yet).
 
+        A message that starts a pending instance also delivers the messages parked on it, in
+        their arrival order, within the same step.
+
         Raises :class:`SagaHandlerError` when a handler (or an effect it returned) raises;
-        nothing is changed then — retry, or give up with :meth:`fail`.
+        nothing is changed then — retry, or give up with :meth:`fail`. The error's ``message``
+        is the message whose handler raised: a parked one when the start message released it,
+        with ``step`` holding the start (and earlier parked messages) delivered before it.
         """
         definition = self.definition(saga_id)
         if instance is None:
-            instance = SagaInstance(
-                saga_id=saga_id, correlation_key=correlation_key,
-                instance_id=instance_id_for(saga_id, correlation_key), status="pending",
-                partition=partition)
+            instance = self._new(saga_id, correlation_key, partition)
         step = Step(instance=instance)
         self._deliver(step, definition, message, now=now, source=source, attempt=attempt)
         return step
 
-    def fire_timers(self, instance: SagaInstance, *, now: datetime, source: Source | None
-                    ) -> Step | None:
-        """Deliver the instance's due timers (``None`` when none is due)."""
+    def fire_timers(self, instance: SagaInstance, *, now: datetime, source: Source | None,
+                    attempt: int = 1) -> Step | None:
+        """Deliver the instance's due timers, earliest first (``None`` when none is due).
+
+        A delivered timer leaves ``instance.timers``, so writing the step fires it once.
+
+        Raises :class:`SagaHandlerError` when a timer's handler raises, with ``timer`` the
+        failing timer, ``message`` its message and ``step`` the timers delivered before it
+        (``None`` when it was the first due). ``error.step.instance`` still holds the failing
+        timer and those due after it: a driver may write that step and retry the failing timer
+        on a later tick, or give up with :meth:`fail`, which keeps that progress.
+        """
         now_ms = int(now.timestamp() * 1000)
         due = sorted((t for t in instance.timers if t.due_ms <= now_ms),
                      key=lambda t: (t.due_ms, t.id))
@@ -154,37 +172,76 @@ class SagaEngine:
             return None
         definition = self.definition(instance.saga_id)
         step = Step(instance=instance)
-        for timer in due:
-            step.instance = replace(step.instance,
-                                    timers=tuple(t for t in step.instance.timers if t != timer))
-            self._deliver(step, definition, timer.message, now=now, source=source, attempt=1)
+        for index, timer in enumerate(due):
+            before = step.instance
+            step.instance = replace(before, timers=tuple(t for t in before.timers if t != timer))
+            try:
+                self._deliver(step, definition, timer.message, now=now, source=source,
+                              attempt=attempt)
+            except SagaHandlerError as error:
+                error.timer = timer
+                error.step = (Step(instance=before, transitions=list(step.transitions),
+                                   outputs=list(step.outputs)) if index else None)
+                raise
         return step
 
     def fail(self, instance: SagaInstance | None, *, saga_id: str, correlation_key: str,
              message: SagaMessage, error: SagaHandlerError, attempts: int, now: datetime,
              source: Source | None, partition: int | None = None) -> Step:
-        """Give up on ``message``: the instance fails with the error recorded, and the message
-        goes to the dead-letter topic with the error in its headers."""
-        if instance is None:
-            instance = SagaInstance(
-                saga_id=saga_id, correlation_key=correlation_key,
-                instance_id=instance_id_for(saga_id, correlation_key), status="pending",
-                partition=partition)
+        """Give up on a message whose handler kept raising: the instance fails.
+
+        The message that failed — ``error.message``, else ``message`` — goes to the
+        dead-letter topic with the error in its headers (``x-error-type``,
+        ``x-error-message``, ``x-error-attempts``; ``x-saga-timer-id`` for a timer), and the
+        failed transition names it. What the failing call delivered before it
+        (``error.step``: the start message ahead of a failing parked message, the timers due
+        before a failing timer) is kept, so the outcome is the one those messages would have
+        had arriving one by one; ``instance`` must be the one that call was given.
+
+        The failed instance keeps no parked messages (each is recorded as ignored) and no
+        timers: a failed instance ignores every later message anyway. The idempotency keys of
+        ``message`` and the failing message are remembered, so redeliveries are ignored too.
+        """
+        failing = error.message or message
+        if error.step is not None:
+            step = Step(instance=error.step.instance, transitions=list(error.step.transitions),
+                        outputs=list(error.step.outputs))
+        else:
+            step = Step(instance=instance if instance is not None
+                        else self._new(saga_id, correlation_key, partition))
+        before = step.instance
         reason = f"{error} (after {attempts} attempt{'s' if attempts != 1 else ''})"
-        failed = replace(instance, status="failed", error=reason, updated_at=iso(now),
-                         version=instance.version + 1).remember(message.idempotency_key)
-        step = Step(instance=failed)
+        failed = replace(before, status="failed", error=reason, updated_at=iso(now),
+                         version=before.version + 1, parked=(), timers=())
+        for key in (message.idempotency_key, failing.idempotency_key):
+            if key not in failed.seen:
+                failed = failed.remember(key)
+        step.instance = failed
         step.transitions.append(self._transition(
-            failed, "saga:failed", instance.status, message, now, source, reason))
+            failed, "saga:failed", before.status, failing, now, source, reason))
+        dropped = list(before.parked)
+        if failing in dropped:
+            dropped.remove(failing)
+        for waiting in dropped:
+            self._ignore(step, waiting, now, source,
+                         "the instance failed before this parked message was delivered")
         cause = error.cause
-        step.outputs.append(Output(
-            kind="dead_letter", key=failed.key, value=bus_value(saga_id, message),
-            headers={"x-error-type": type(cause).__name__, "x-error-message": str(cause)[:4096],
-                     "x-error-attempts": str(attempts), "x-saga-id": saga_id,
-                     "x-saga-instance-id": failed.instance_id}))
+        headers = {"x-error-type": type(cause).__name__, "x-error-message": str(cause)[:4096],
+                   "x-error-attempts": str(attempts), "x-saga-id": failed.saga_id,
+                   "x-saga-instance-id": failed.instance_id}
+        if error.timer is not None:
+            headers["x-saga-timer-id"] = error.timer.id
+        step.outputs.append(Output(kind="dead_letter", key=failed.key,
+                                   value=bus_value(failed.saga_id, failing), headers=headers))
         return step
 
     # -- internals --------------------------------------------------------------------------
+
+    @staticmethod
+    def _new(saga_id: str, correlation_key: str, partition: int | None) -> SagaInstance:
+        return SagaInstance(saga_id=saga_id, correlation_key=correlation_key,
+                            instance_id=instance_id_for(saga_id, correlation_key),
+                            status="pending", partition=partition)
 
     def _deliver(self, step: Step, definition: SagaDefinition[Any], message: SagaMessage, *,
                  now: datetime, source: Source | None, attempt: int) -> None:
@@ -215,8 +272,16 @@ class SagaEngine:
                 state=self._codecs[definition.id].encode(definition.initial_state))
             self._run(step, definition, message, now=now, source=source, attempt=attempt,
                       started=True)
-            for waiting in parked:
-                self._deliver(step, definition, waiting, now=now, source=source, attempt=1)
+            for index, waiting in enumerate(parked):
+                try:
+                    # The driver retries the start message, so its attempt is theirs too.
+                    self._deliver(step, definition, waiting, now=now, source=source,
+                                  attempt=attempt)
+                except SagaHandlerError as error:
+                    error.step = Step(instance=replace(step.instance, parked=parked[index:]),
+                                      transitions=list(step.transitions),
+                                      outputs=list(step.outputs))
+                    raise
             return
         self._run(step, definition, message, now=now, source=source, attempt=attempt,
                   started=False)
@@ -240,10 +305,8 @@ class SagaEngine:
             outcome = _Outcome(status=before.status)
             self._effects(outcome, definition, saga, context, effects, version, prefix="")
             state = codec.encode(saga.state)
-        except SagaHandlerError:
-            raise
         except Exception as exc:
-            raise SagaHandlerError(definition.id, message.type, exc) from exc
+            raise SagaHandlerError(definition.id, message.type, exc, message=message) from exc
         after = replace(before, status=outcome.status, state=state, version=version,
                         updated_at=iso(now), result=outcome.result or before.result,
                         error=outcome.error or before.error,
@@ -346,7 +409,7 @@ class SagaEngine:
                ) -> Output:
         child = self.definition(effect.child)
         key = effect.idempotency_key or effect_id
-        message = SagaMessage(type=sorted(child.start_types)[0], payload=dict(effect.input),
+        message = SagaMessage(type=_spawn_type(child), payload=dict(effect.input),
                               idempotency_key=key, concurrency_key=effect.concurrency_key,
                               traceparent=context.traceparent)
         correlation = child.correlation_key(message) or key
@@ -383,6 +446,14 @@ class _Outcome:
     timers: list[Timer] = field(default_factory=list)
     compensating_from: Status | None = None
     compensation_reason: str | None = None
+
+
+def _spawn_type(child: SagaDefinition[Any]) -> str:
+    """The message type a spawn starts ``child`` with: its first ``.on()`` type that may start
+    it. Not the cron tick (a scheduled child also starts on those), and in registration order
+    rather than sorted, so the choice does not depend on how the types are spelled."""
+    starts = [t for t in child.handlers if child.starts(t) and t != SCHEDULE_TICK]
+    return starts[0] if starts else sorted(child.start_types)[0]
 
 
 def utc_now() -> datetime:

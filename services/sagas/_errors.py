@@ -4,12 +4,29 @@
 
     NetScriptError
     └── SagaError
-        └── SagaDefinitionError   a saga was defined wrongly (raised at definition time)
+        ├── SagaDefinitionError         a saga was defined wrongly (raised at definition time)
+        ├── UnknownMessageTypeError     no registered saga handles a message type
+        ├── UnknownSagaError            a saga id that is not registered
+        ├── MissingCorrelationKeyError  a message names no instance
+        ├── SagaHandlerError            a handler raised (retried, then the instance fails)
+        ├── SagaStoreConfigError        the store backend is not chosen or lacks what it needs
+        ├── SagaRuntimeError            (_outbox) the runtime lost Postgres or the log
+        └── SagaPublisherConfigError    (_publisher) the publisher cannot find the sagas API
+
+    UserWarning
+    └── SagaReservedFeatureWarning      a builder feature the runtime does not run yet
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from services._errors import NetScriptError
+
+if TYPE_CHECKING:
+    from services.sagas._engine import Step
+    from services.sagas._messages import SagaMessage
+    from services.sagas._records import Timer
 
 
 class SagaError(NetScriptError):
@@ -58,15 +75,32 @@ class MissingCorrelationKeyError(SagaError):
 
 class SagaHandlerError(SagaError):
     """A handler (or an effect it returned) raised; the runtime retries, then fails the
-    instance and dead-letters the message."""
+    instance and dead-letters the message (:meth:`SagaEngine.fail`).
 
-    def __init__(self, saga_id: str, message_type: str, cause: BaseException) -> None:
+    ``message`` is the message whose handler raised. It is not always the one the driver
+    applied: a start message also delivers the messages parked before it, and ``fire_timers``
+    delivers every due timer — ``timer`` is then the timer that failed. ``step`` is what the
+    same call delivered before the failure (``None`` when the failing message came first);
+    ``SagaEngine.fail`` keeps it, and a timer driver may write it and retry only ``timer``.
+    """
+
+    def __init__(self, saga_id: str, message_type: str, cause: BaseException, *,
+                 message: SagaMessage | None = None, timer: Timer | None = None,
+                 step: Step | None = None) -> None:
         self.saga_id = saga_id
         self.message_type = message_type
         self.cause = cause
+        self.message = message
+        self.timer = timer
+        self.step = step
         super().__init__(f"saga {saga_id!r}: the {message_type!r} handler raised "
                          f"{type(cause).__name__}: {cause}")
 
 
 class SagaStoreConfigError(SagaError):
     """The saga store backend is not chosen, unknown, or lacks what it needs."""
+
+
+class SagaReservedFeatureWarning(UserWarning):
+    """A builder feature the seed reserves and the runtime does not run yet (signals,
+    queries): the definition stores the handler, but nothing ever calls it."""

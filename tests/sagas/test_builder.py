@@ -28,6 +28,7 @@ from services.sagas import (
     send,
     spawn,
 )
+from services.sagas._errors import SagaReservedFeatureWarning
 from services.sagas.examples import OrderState, order_saga, user_settings_saga
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -48,10 +49,11 @@ def run(definition: object, saga: Saga, message: SagaMessage, *, compensation: b
 
 def test_build_freezes_every_part_of_the_definition() -> None:
     """build() returns a frozen definition with the id, tier, state, handlers and options."""
-    definition = (define_saga("s").durability("t2").correlate("id").retry(max_attempts=5)
-                  .concurrency(limit=2).schedule("*/5 * * * *").state({"n": "0"})
-                  .on("A", noop).compensate("A", noop).on_query("count", lambda s, a: s)
-                  .on("ScheduleTick", noop).build())
+    with pytest.warns(SagaReservedFeatureWarning):
+        definition = (define_saga("s").durability("t2").correlate("id").retry(max_attempts=5)
+                      .concurrency(limit=2).schedule("*/5 * * * *").state({"n": "0"})
+                      .on("A", noop).compensate("A", noop).on_query("count", lambda s, a: s)
+                      .on("ScheduleTick", noop).build())
     assert (definition.id, definition.durability, definition.initial_state) == ("s", "t2",
                                                                                   {"n": "0"})
     assert set(definition.handlers) == {"A", "ScheduleTick"}
@@ -64,6 +66,28 @@ def test_build_freezes_every_part_of_the_definition() -> None:
     assert definition.message_types() == {"A", "ScheduleTick"}
     with pytest.raises(TypeError):
         definition.handlers["B"] = noop  # type: ignore[index]
+
+
+def test_signals_and_queries_warn_that_the_runtime_does_not_dispatch_them() -> None:
+    """on_signal/on_query store the handler but warn that the runtime never calls it."""
+    initial: dict[str, str] = {}
+    builder = define_saga("reserved").state(initial).on("A", noop)
+    with pytest.warns(SagaReservedFeatureWarning,
+                      match=r"'reserved': \.on_signal\('cancel'\) is reserved — the runtime "
+                            r"does not dispatch signals yet.*stored.*never called") as signal:
+        builder = builder.on_signal("cancel", noop)
+    with pytest.warns(SagaReservedFeatureWarning,
+                      match=r"\.on_query\('count'\) is reserved — the runtime does not "
+                            r"dispatch queries yet.*never called"):
+        builder = builder.on_query("count", lambda state, args: state)
+    assert issubclass(SagaReservedFeatureWarning, UserWarning)
+    # The warning points at the definition, where the reserved call is written.
+    assert signal[0].filename == __file__
+    definition = builder.build()
+    assert definition.signals is not None
+    assert definition.queries is not None
+    assert set(definition.signals) == {"cancel"}
+    assert set(definition.queries) == {"count"}
 
 
 @pytest.mark.parametrize(("build", "problem"), [
