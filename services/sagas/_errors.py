@@ -10,7 +10,7 @@
         ├── MissingCorrelationKeyError  a message names no instance
         ├── SagaHandlerError            a handler raised (retried, then the instance fails)
         ├── SagaStoreConfigError        the store backend is not chosen or lacks what it needs
-        ├── SagaRuntimeError            (_outbox) the runtime lost Postgres or the log
+        ├── SagaRuntimeError            the postgres runtime lost Postgres or the log
         └── SagaPublisherConfigError    (_publisher) the publisher cannot find the sagas API
 
     UserWarning
@@ -104,3 +104,8 @@ class SagaStoreConfigError(SagaError):
 class SagaReservedFeatureWarning(UserWarning):
     """A builder feature the seed reserves and the runtime does not run yet (signals,
     queries): the definition stores the handler, but nothing ever calls it."""
+
+
+class SagaRuntimeError(SagaError):
+    """The ``postgres`` saga runtime cannot use its database or the log; the message says
+    which and what to check. The runtime stops: nothing it had not committed is lost."""

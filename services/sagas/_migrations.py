@@ -14,7 +14,8 @@ from importlib import resources
 
 import asyncpg
 
-from services.sagas._outbox import POSTGRES_ERRORS, SagaRuntimeError
+from services.sagas._errors import SagaRuntimeError
+from services.sagas._outbox import POSTGRES_ERRORS
 
 TABLE = "saga_runtime_migrations"
 # Any fixed 32-bit number; the lock's second half is the schema, so two schemas of one

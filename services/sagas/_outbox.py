@@ -39,7 +39,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from services.sagas._errors import SagaError
+from services.sagas._errors import SagaRuntimeError
 from services.sagas._records import Output, Transition
 from services.sagas._topics import BUS, COMMANDS, DEAD_LETTER, TRANSITIONS
 
@@ -54,11 +54,6 @@ _RELAY_LOCK_KEY = 0x5A6A1002
 
 POSTGRES_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 """What asyncpg raises when Postgres is away or refuses: translated at our boundary."""
-
-
-class SagaRuntimeError(SagaError):
-    """The ``postgres`` saga runtime cannot use its database or the log; the message says
-    which and what to check. The runtime stops: nothing it had not committed is lost."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -14,9 +14,9 @@ import asyncpg
 
 from services.kernel import Settings
 from services.sagas._engine import SagaEngine
-from services.sagas._errors import SagaStoreConfigError
+from services.sagas._errors import SagaRuntimeError, SagaStoreConfigError
 from services.sagas._migrations import apply_migrations, saga_migrations
-from services.sagas._outbox import POSTGRES_ERRORS, OutboxRelay, SagaRuntimeError
+from services.sagas._outbox import POSTGRES_ERRORS, OutboxRelay
 from services.sagas._postgres_runner import PostgresSagaRuntime, run_postgres_runtime
 from services.sagas._postgres_store import PostgresSagaStore
 from services.sagas._topics import DEFAULT_PARTITIONS

@@ -32,13 +32,12 @@ from aiokafka.errors import KafkaError
 from services.kernel import Settings, create_consumer, ensure_topics
 from services.kernel._tracing import consume_span, traceparent_of, tracer
 from services.sagas._engine import SagaEngine, Step, utc_now
-from services.sagas._errors import SagaError, SagaHandlerError
+from services.sagas._errors import SagaError, SagaHandlerError, SagaRuntimeError
 from services.sagas._messages import SagaMessage
 from services.sagas._migrations import apply_migrations
 from services.sagas._outbox import (
     POSTGRES_ERRORS,
     OutboxRelay,
-    SagaRuntimeError,
     enqueue,
     wait_or_timeout,
 )

@@ -15,7 +15,8 @@ from typing import Any, Self, cast
 
 import asyncpg
 
-from services.sagas._outbox import POSTGRES_ERRORS, SagaRuntimeError
+from services.sagas._errors import SagaRuntimeError
+from services.sagas._outbox import POSTGRES_ERRORS
 from services.sagas._records import (
     SagaInstance,
     Source,
