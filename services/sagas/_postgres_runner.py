@@ -49,6 +49,7 @@ from services.sagas._postgres_writes import (
     write_step,
 )
 from services.sagas._records import SagaInstance, Source, message_from_json
+from services.sagas._retrying import apply_with_retries
 from services.sagas._topics import BUS, DEAD_LETTER, DEFAULT_PARTITIONS, topic_configs
 
 log = logging.getLogger("netscript.sagas")
@@ -275,23 +276,9 @@ class PostgresSagaRuntime:
         assert correlation is not None
         instance = await lock_instance(connection, saga_id, correlation, source.partition)
         now = self._clock()
-        retry = self.engine.definition(saga_id).retry
-        attempt = 1
-        while True:
-            try:
-                return self.engine.apply(instance, saga_id=saga_id, correlation_key=correlation,
-                                         message=message, now=now, source=source,
-                                         partition=source.partition, attempt=attempt)
-            except SagaHandlerError as error:
-                if attempt >= retry.max_attempts:
-                    log.warning("%s; the instance fails and the message is dead-lettered", error)
-                    return self.engine.fail(instance, saga_id=saga_id,
-                                            correlation_key=correlation, message=message,
-                                            error=error, attempts=attempt, now=now,
-                                            source=source, partition=source.partition)
-                # Nothing is written yet; the row lock only holds back this instance.
-                await asyncio.sleep(retry.backoff_ms * 2 ** (attempt - 1) / 1000)
-                attempt += 1
+        return await apply_with_retries(self.engine, instance, saga_id=saga_id,
+                                        correlation_key=correlation, message=message, now=now,
+                                        source=source)
 
     # -- timers -----------------------------------------------------------------------------
 

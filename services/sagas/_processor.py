@@ -36,13 +36,14 @@ from services.kernel._health import health_app
 from services.kernel._tracing import consume_span, traceparent_of, tracer
 from services.processing import ChangelogTable, ProcessorApp, emit, processor_app
 from services.sagas._engine import SagaEngine, Step
-from services.sagas._errors import SagaError, SagaHandlerError
+from services.sagas._errors import SagaError
 from services.sagas._records import (
     SagaInstance,
     Source,
     instance_key,
     message_from_json,
 )
+from services.sagas._retrying import apply_with_retries
 from services.sagas._schedule import CronTicker
 from services.sagas._topics import (
     BUS,
@@ -145,26 +146,11 @@ class SagaProcessor:
 
     async def _apply(self, saga_id: str, message: Any, key: str, source: Source,
                      now: datetime) -> Step:
-        definition = self.engine.definition(saga_id)
         record = self.instances.get(key)
         instance = SagaInstance.from_json(record) if record else None
-        correlation = message.correlation_key
-        retry = definition.retry
-        for attempt in range(1, retry.max_attempts + 1):
-            try:
-                return self.engine.apply(instance, saga_id=saga_id, correlation_key=correlation,
-                                         message=message, now=now, source=source,
-                                         partition=source.partition, attempt=attempt)
-            except SagaHandlerError as error:
-                if attempt == retry.max_attempts:
-                    log.warning("%s; the instance fails and the message is dead-lettered", error)
-                    return self.engine.fail(instance, saga_id=saga_id,
-                                            correlation_key=correlation, message=message,
-                                            error=error, attempts=attempt, now=now,
-                                            source=source, partition=source.partition)
-                # Nothing is written before the last attempt, so awaiting here is safe.
-                await asyncio.sleep(retry.backoff_ms * 2 ** (attempt - 1) / 1000)
-        raise AssertionError("unreachable")
+        return await apply_with_retries(self.engine, instance, saga_id=saga_id,
+                                        correlation_key=message.correlation_key,
+                                        message=message, now=now, source=source)
 
     def _decode(self, key: bytes | None, value: bytes | None) -> tuple[str, Any, str]:
         if value is None:
