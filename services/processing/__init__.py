@@ -8,11 +8,13 @@ background processor (sagas, jobs, streams) is built with it.
 from services.processing._app import ProcessorApp, processor_app
 from services.processing._emit import ChangelogTable, emit, event_transactional_id
 from services.processing._faust_fixes import SOURCE_HEADER, source_headers
+from services.processing._replay import ReplayGuard
 
 __all__ = [
     "SOURCE_HEADER",
     "ChangelogTable",
     "ProcessorApp",
+    "ReplayGuard",
     "emit",
     "event_transactional_id",
     "processor_app",

@@ -17,6 +17,16 @@ buffer also carries :class:`RawRecord` values (queued by ``_emit.emit``): alread
 their transaction named, handed to aiokafka without faust's per-record layers — queued and
 drained exactly like faust's own records, so the argument covers them too.
 
+A third: under exactly-once, faust's table recovery takes each changelog partition's end
+(its "highwater") from the consumer's cached last stable offset — known only once a fetch of
+that partition came back. Right after a restart nothing has been fetched yet, the cache says
+0, and recovery reads *nothing*: the processor starts with empty tables (seen here with the
+single-partition workers dispatcher after a ``kill -9``). The fix asks the log instead. And
+where the partition ends with a transaction marker — which it does after every transactional
+write — recovery waits for a record at the marker's offset that never comes, until a 10 s
+fallback (two 5 s idle polls) notices; so the highwater given is one past the last *committed
+data record*, found by reading the partition's tail with a ``read_committed`` consumer.
+
 A second weakness: faust picks a record's transaction by the partition the record is *sent
 to*, so an event of partition 0 that emits to partition 2 puts that record into partition 2's
 transaction — committed with partition 2's offsets (or never, if another worker owns
@@ -158,8 +168,55 @@ class Producer(faust_aiokafka.Producer):
         self.buffer = buffer
 
 
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Highwaters from the log, never from the fetch cache (see the module docstring)."""
+
+    async def _highwaters(self, partitions: list[Any]) -> Any:
+        consumer = self._ensure_consumer()
+        ends: dict[Any, int] = await consumer.end_offsets(partitions)
+        if not self.consumer.in_transaction:
+            return ends
+        return await _after_last_committed_record(consumer, ends)
+
+
+async def _after_last_committed_record(consumer: Any, ends: dict[Any, int]) -> dict[Any, int]:
+    """For each partition, one past the offset of its last committed data record (0: none)."""
+    from aiokafka import AIOKafkaConsumer
+
+    pending = {tp: end for tp, end in ends.items() if end > 0}
+    out = {tp: end for tp, end in ends.items() if end <= 0}
+    if not pending:
+        return out
+    reader = AIOKafkaConsumer(bootstrap_servers=consumer._client._bootstrap_servers,
+                              isolation_level="read_committed", enable_auto_commit=False,
+                              group_id=None)
+    await reader.start()
+    try:
+        reader.assign(list(pending))
+        for tp, end in pending.items():
+            window, last = 64, -1
+            while last < 0:
+                start = max(end - window, 0)
+                reader.seek(tp, start)
+                while await reader.position(tp) < end:
+                    batch = await reader.getmany(tp, timeout_ms=1000)
+                    for record in batch.get(tp, ()):
+                        if record.offset < end:
+                            last = max(last, record.offset)
+                if start == 0:
+                    break
+                window *= 8
+            out[tp] = last + 1
+    finally:
+        await reader.stop()
+    return out
+
+
 class Consumer(faust_aiokafka.Consumer):
     """faust's aiokafka consumer whose transactional commits drain the buffer first."""
+
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _commit_tps(self, tps: Iterable[Any], start_new_transaction: bool) -> bool:
         buffer = self.app.producer.buffer

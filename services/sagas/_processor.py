@@ -34,7 +34,13 @@ from faust.types import EventT
 from services.kernel import Settings, create_producer, ensure_topics, partition_counts
 from services.kernel._health import health_app
 from services.kernel._tracing import consume_span, traceparent_of, tracer
-from services.processing import ChangelogTable, ProcessorApp, emit, processor_app
+from services.processing import (
+    ChangelogTable,
+    ProcessorApp,
+    ReplayGuard,
+    emit,
+    processor_app,
+)
 from services.sagas._engine import SagaEngine, Step
 from services.sagas._errors import SagaError
 from services.sagas._records import (
@@ -100,6 +106,7 @@ class SagaProcessor:
             schema=faust.Schema(key_serializer="json", value_serializer="json"))
         self.app.tables.add(self.instances)
         self._due: dict[int, dict[str, int]] = {}
+        self._replays = ReplayGuard(self.app)
         self.app.agent(self._inbound, name="sagas")(self._consume)
         self.app.on_partitions_revoked.connect(self._forget_timers)
         self.app.on_partitions_assigned.connect(self._forget_timers)
@@ -110,6 +117,8 @@ class SagaProcessor:
 
     async def _consume(self, stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
+            if not self._replays.first_time(event):
+                continue
             try:
                 await self.handle(event)
             except Exception as exc:

@@ -25,7 +25,13 @@ from faust.types import EventT
 from services.kernel import Settings, create_producer, ensure_topics
 from services.kernel._health import health_app
 from services.kernel._tracing import consume_span, tracer
-from services.processing import ChangelogTable, ProcessorApp, emit, processor_app
+from services.processing import (
+    ChangelogTable,
+    ProcessorApp,
+    ReplayGuard,
+    emit,
+    processor_app,
+)
 from services.workers._engine import DispatchEngine, Outcome
 from services.workers._records import (
     Command,
@@ -60,7 +66,7 @@ class Dispatcher:
 
     def __init__(self, *, bootstrap_servers: str, data_dir: Path | str = DEFAULT_DATA_DIR,
                  tick_interval: float = 0.5, commit_interval: float = 0.01,
-                 session_timeout: float = 10.0, health_port: int | None = None,
+                 session_timeout: float = 6.0, health_port: int | None = None,
                  health_host: str = "127.0.0.1") -> None:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         self.bootstrap_servers = bootstrap_servers
@@ -95,6 +101,7 @@ class Dispatcher:
             schema=schema)
         self.app.tables.add(self.executions)
         self.app.tables.add(self.pools)
+        self._replays = ReplayGuard(self.app)
         self.app.agent(self._inbound, name="dispatch")(self._consume)
         self.app.on_partitions_revoked.connect(self._forget)
         self.app.on_partitions_assigned.connect(self._forget)
@@ -105,6 +112,8 @@ class Dispatcher:
 
     async def _consume(self, stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
+            if not self._replays.first_time(event):
+                continue
             try:
                 self.handle(event)
             except Exception as exc:
