@@ -21,6 +21,7 @@ from topology._cli_graph import (
 )
 from topology._cli_registry import registry_app
 from topology._cli_sagas import sagas_app
+from topology._cli_workers import workers_app
 from topology._cli_streams import streams_app
 from topology._cli_topics import register_topic_commands
 from topology._model import Target
@@ -35,6 +36,7 @@ app.add_typer(log_app, name="log")
 app.add_typer(streams_app, name="streams")
 app.add_typer(registry_app, name="registry")
 app.add_typer(sagas_app, name="sagas")
+app.add_typer(workers_app, name="workers")
 register_topic_commands(app)
 register_graph_commands(app)
 register_do_command(app)

@@ -8,7 +8,7 @@ are the store), the assignments and revocations for the pools, the dead letters 
 :func:`~services.processing.emit` into the Kafka transaction that commits the record's offset.
 A ``kill -9`` at any moment aborts that transaction: no pool ever sees its assignments (pools
 read committed records only), and the restarted dispatcher rebuilds its tables from their
-changelogs and decides again. The engine's clock is the record's log timestamp.
+changelogs and decides again. The engine's clock is the wall clock (see ``_engine``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -130,7 +131,8 @@ class Dispatcher:
                              (PoolState.from_json(v) for v in self.pools.values()))
             self._loaded = True
         message = event.message
-        now = int(message.timestamp * 1000)
+        sent_at = int(message.timestamp * 1000)
+        now = max(int(time.time() * 1000), sent_at)
         topic = message.topic
         if topic == TICKS:
             self.engine.tick(now=now)
@@ -153,7 +155,7 @@ class Dispatcher:
                     self.engine.request(request, now=now)
             elif topic == REPORTS:
                 pool, events = report_from_json(value)
-                self.engine.report(pool, events, now=now)
+                self.engine.report(pool, events, now=now, sent_at=sent_at)
             else:
                 self.engine.command(Command.from_json(value), now=now)
         except (ValueError, KeyError, TypeError) as exc:

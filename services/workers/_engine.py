@@ -2,11 +2,14 @@
 
 :class:`DispatchEngine` holds every execution and pool, plus the indexes it decides with:
 the ready queue of each lane, the executions waiting out a backoff, the active leases and
-each pool's load. The processor (``_dispatcher``) feeds it one input record at a time with
-that record's timestamp as ``now``, then writes what :meth:`DispatchEngine.drain` returns —
-changed executions and pools, assignments, revocations, dead letters — in the transaction
-that commits the record. Given the same records it makes the same decisions, which is what
-lets a restarted dispatcher re-apply an aborted transaction's records safely.
+each pool's load. The processor (``_dispatcher``) feeds it one input record at a time, then
+writes what :meth:`DispatchEngine.drain` returns — changed executions and pools, assignments,
+revocations, dead letters — in the transaction that commits the record. ``now`` is the wall
+clock: a lease must last its length from when the pool can see it, also while a restarted
+dispatcher catches up on old records (their timestamps would grant leases that expired before
+they were sent). What a heartbeat proves is dated by its record's timestamp instead: the pool
+was alive when it sent it, not when the dispatcher read it. A restarted dispatcher may decide
+an aborted transaction's records differently; nothing of that transaction was ever visible.
 
 Credits: a pool holds at most ``capacity`` leases, and at most ``capacity - urgent_reserved``
 of them from the normal lane, so the urgent share is always free for urgent work. Urgent
@@ -127,11 +130,13 @@ class DispatchEngine:
         self._enqueue(execution)
         self._dispatch(now)
 
-    def report(self, pool: str, events: Iterable[PoolEvent], *, now: int) -> None:
-        """A pool's batched report, in order."""
+    def report(self, pool: str, events: Iterable[PoolEvent], *, now: int,
+               sent_at: int | None = None) -> None:
+        """A pool's batched report, in order. ``sent_at`` (the record's timestamp) dates what
+        a heartbeat proves — the pool was alive *then* — while ``now`` dates decisions."""
         for event in events:
             if isinstance(event, Heartbeat):
-                self._heartbeat(pool, event, now)
+                self._heartbeat(pool, event, now if sent_at is None else min(sent_at, now))
             elif isinstance(event, Started):
                 self._started(pool, event, now)
             elif isinstance(event, Finished):
@@ -165,6 +170,11 @@ class DispatchEngine:
                 self._revoke(execution, "lease expired")
                 self._attempt_failed(execution, f"lease expired (pool {execution.pool})",
                                      retryable=True, now=now)
+                # Its heartbeats stopped covering the lease: dead or stalled. No new work
+                # until it heartbeats again (else the retry may go straight back to it).
+                pool = self.pools.get(execution.pool or "")
+                if pool is not None and pool.alive:
+                    self._put_pool(replace(pool, alive=False))
             else:
                 self._check_stuck(execution, now)
         for pool in list(self.pools.values()):
@@ -176,6 +186,9 @@ class DispatchEngine:
     # -- pool events ------------------------------------------------------------------------
 
     def _heartbeat(self, pool_id: str, beat: Heartbeat, now: int) -> None:
+        previous = self.pools.get(pool_id)
+        if previous is not None and previous.last_seen > now:
+            return  # an older heartbeat than one already applied proves nothing new
         pool = PoolState(pool=pool_id, capacity=beat.capacity,
                          urgent_reserved=min(beat.urgent_reserved, beat.capacity),
                          lease_seconds=beat.lease_seconds, last_seen=now, alive=True,
@@ -186,8 +199,9 @@ class DispatchEngine:
             if execution is None:
                 continue
             progressed = held.progress is not None and held.progress != execution.progress
+            expires = max(execution.lease_expires_at or 0, now + int(pool.lease_seconds * 1000))
             execution = replace(
-                execution, lease_expires_at=now + int(pool.lease_seconds * 1000),
+                execution, lease_expires_at=expires,
                 progress=held.progress if progressed else execution.progress,
                 progress_at=now if progressed else execution.progress_at,
                 stuck=False if progressed else execution.stuck,

@@ -85,15 +85,16 @@ class Process:
 
 def dispatcher(bootstrap: str, workdir: Path, **env: str) -> Process:
     """``netscript workers dispatch``."""
-    return Process("dispatcher", ["-c", "import sys; from services.workers._dispatcher import run_dispatcher; run_dispatcher(sys.argv[1], data_dir=sys.argv[2])", bootstrap, str(workdir / "data")],
-                   bootstrap, workdir, env=env)
+    return Process("dispatcher", ["-m", "topology.cli", "workers", "dispatch", "--data-dir",
+                                  str(workdir / "data")], bootstrap, workdir, env=env)
 
 
 def pools(bootstrap: str, workdir: Path, name: str = "pools", *, jobs: str, count: int = 1,
           capacity: int = 4, urgent_percentage: int = 25, heartbeat: float = 0.5,
           **env: str) -> Process:
     """``netscript workers run`` with the given pool settings."""
-    return Process(name, ["-m", "topology.cli", "workers", "run", "--jobs", jobs], bootstrap, workdir, env={
+    return Process(name, ["-m", "topology.cli", "workers", "run", "--jobs", jobs], bootstrap,
+                   workdir, env={
         "WORKER_POOLS_COUNT": str(count), "WORKER_POOL_CAPACITY": str(capacity),
         "WORKER_POOL_URGENT_PERCENTAGE": str(urgent_percentage),
         "WORKER_HEARTBEAT_SECONDS": str(heartbeat), **env})

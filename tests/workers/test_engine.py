@@ -19,10 +19,11 @@ from services.workers._records import (
 T0 = 1_700_000_000_000
 
 
-def request(n: int, *, lane: str = "normal", attempts: int = 3, **extra: Any) -> JobRequest:
+def request(n: int, *, lane: str = "normal", attempts: int = 3, backoff: float = 1.0,
+            **extra: Any) -> JobRequest:
     return JobRequest(execution_id=f"e{n}", job_id="job", lane=lane,  # type: ignore[arg-type]
-                      payload={"n": n}, retry=RetryPolicy(max_attempts=attempts, backoff=1.0),
-                      **extra)
+                      payload={"n": n},
+                      retry=RetryPolicy(max_attempts=attempts, backoff=backoff), **extra)
 
 
 def beat(capacity: int = 4, urgent: int = 1, lease: float = 3.0,
@@ -298,3 +299,19 @@ def test_rebuilding_from_the_tables_gives_the_same_decisions() -> None:
         e.report("p1", [Finished(execution_id="e0", token=1, ok=True)], now=T0 + 10)
     assert ([a.execution_id for a in engine.drain().assignments]
             == [a.execution_id for a in restored.drain().assignments] == ["e1"])
+
+
+def test_a_pool_that_let_a_lease_expire_gets_no_work_until_it_heartbeats() -> None:
+    """The retry of an expired lease does not go back to the silent pool, even before the
+    pool's own timeout; its next heartbeat makes it eligible again."""
+    engine = engine_with_pool("dead", capacity=1, urgent=0, lease=1.0)
+    engine.request(request(1, backoff=0.0), now=T0 + 500)  # after the pool's last heartbeat
+    engine.report("live", [beat(capacity=1, urgent=0, lease=1.0)], now=T0 + 1000)
+    engine.drain()
+    engine.tick(now=T0 + 1600)  # the lease expired; the pool was seen 1.6 s ago
+    engine.report("live", [beat(capacity=1, urgent=0, lease=1.0)], now=T0 + 1700)
+    out = engine.drain()
+    assert not engine.pools["dead"].alive
+    assert [a.lease.pool for a in out.assignments] == ["live"]
+    engine.report("dead", [beat(capacity=1, urgent=0, lease=1.0)], now=T0 + 1800)
+    assert engine.pools["dead"].alive
