@@ -138,7 +138,8 @@ def default_app_file(root: Path | None = None) -> AppFile:
     return AppFile(
         root=root or Path.cwd(),
         plugins=(PluginEntry(name="registry"), PluginEntry(name="streams"),
-                 PluginEntry(name="sagas", settings={"store": "kv"})),
+                 PluginEntry(name="sagas", settings={"store": "kv"}),
+                 PluginEntry(name="workers")),
     )
 
 

@@ -76,3 +76,64 @@ def workers_run(
                f"{', '.join(j.id for j in definitions)} on {settings.kafka_bootstrap_servers}")
     run_pools(pool_settings, definitions, bootstrap_servers=settings.kafka_bootstrap_servers,
               health_port=health_port, health_host=host)
+
+
+@workers_app.command("serve")
+def workers_serve(
+    host: HostOption = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port [default: PORT or 8091].")] = None,
+    jobs: JobsOption = None,
+) -> None:
+    """Serve the workers API (jobs, triggers, executions, pools, seed, SSE)."""
+    import uvicorn
+
+    from services.kernel import Settings
+    from services.workers._loading import load_jobs
+    from services.workers._service import create_workers_service
+
+    _logging()
+    settings = Settings.from_env("workers")
+    try:
+        app = create_workers_service(settings, load_jobs(_jobs_spec(jobs)), os.environ)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    uvicorn.run(app, host=host, port=port or settings.port or 8091, log_level="warning")
+
+
+@workers_app.command("trigger")
+def workers_trigger(
+    job: Annotated[str, typer.Argument(help="The job id.")],
+    payload: Annotated[str, typer.Option(help="The payload, as JSON.")] = "{}",
+    lane: Annotated[str | None, typer.Option(help="normal or urgent [default: the job's].")
+                    ] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Same key, same execution.")
+                               ] = None,
+    jobs: JobsOption = None,
+) -> None:
+    """Trigger a job from the shell (appends its request to the lane; prints the id)."""
+    import asyncio
+    import json
+
+    from services.kernel import Settings
+    from services.workers._errors import WorkersError
+    from services.workers._loading import load_jobs
+    from services.workers._trigger import JobClient
+
+    if lane not in (None, "normal", "urgent"):
+        raise typer.BadParameter("--lane is normal or urgent")
+    try:
+        data = json.loads(payload)
+    except ValueError as error:
+        raise typer.BadParameter(f"--payload is not JSON: {error}") from error
+
+    async def run() -> str:
+        async with JobClient(load_jobs(_jobs_spec(jobs)), Settings.from_env("workers-cli")
+                             ) as client:
+            receipt = await client.trigger(job, data, lane=lane,  # type: ignore[arg-type]
+                                           idempotency_key=idempotency_key)
+            return receipt.execution_id
+
+    try:
+        typer.echo(asyncio.run(run()))
+    except WorkersError as error:
+        raise typer.BadParameter(str(error)) from error

@@ -26,6 +26,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "registry": "services.registry.plugin:contribution",
     "streams": "services.streams.plugin:contribution",
     "sagas": "services.sagas.plugin:contribution",
+    "workers": "services.workers.plugin:contribution",
 }
 """Plugins that ship with NetScript: name → ``module:attribute`` of its contribution."""
 

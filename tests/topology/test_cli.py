@@ -26,11 +26,14 @@ def test_up_starts_the_graph_reports_it_and_stops_on_sigterm(tmp_path: Path) -> 
     """`netscript up` makes every port healthy, wired as the graph says; SIGTERM cleans up."""
     port, streams_port, registry_port = free_port(), free_port(), free_port()
     sagas_port, runtime_port = free_port(), free_port()
+    workers_port, dispatcher_port, pools_port = free_port(), free_port(), free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "topology.cli", "up", "--app", str(ROOT / "netscript.toml"),
          "--log-port", str(port), "--data-dir", str(tmp_path / "data"),
          "--streams-port", str(streams_port), "--registry-port", str(registry_port),
-         "--port", f"sagas={sagas_port}", "--port", f"sagas-runtime={runtime_port}"],
+         "--port", f"sagas={sagas_port}", "--port", f"sagas-runtime={runtime_port}",
+         "--port", f"workers={workers_port}", "--port", f"workers-dispatcher={dispatcher_port}",
+         "--port", f"workers-pools={pools_port}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -64,6 +67,22 @@ def test_up_starts_the_graph_reports_it_and_stops_on_sigterm(tmp_path: Path) -> 
         assert published.status_code == 202, published.text
         assert_mirrored(f"http://127.0.0.1:{streams_port}/v1/stream/sagas/instances",
                         "through-the-graph")
+        # The seed's thread across the plugin boundary: a workers job publishes
+        # UserSettingsCreated through the sagas API (services__sagas__http__0), and the
+        # user-settings-saga completes.
+        wait_ready(f"http://127.0.0.1:{workers_port}/health/ready", timeout=60)
+        wait_ready(f"http://127.0.0.1:{dispatcher_port}/health/ready", timeout=60)
+        wait_ready(f"http://127.0.0.1:{pools_port}/health/ready", timeout=60)
+        jobs = f"http://127.0.0.1:{workers_port}/api/v1/workers"
+        triggered = httpx.post(f"{jobs}/jobs/create-user-settings/trigger",
+                               json={"userId": "job-through-the-graph"}, timeout=10)
+        assert triggered.status_code == 202, triggered.text
+        execution = httpx.get(f"{jobs}/executions/{triggered.json()['execution_id']}",
+                              params={"wait": 30, "until": "terminal"}, timeout=40).json()
+        assert execution["status"] == "succeeded", execution
+        assert execution["result"]["settingsCreated"] is True
+        assert_mirrored(f"http://127.0.0.1:{streams_port}/v1/stream/sagas/instances",
+                        "job-through-the-graph")
         children = psutil.Process(process.pid).children(recursive=True)
         streams = next(c for c in children if "streams" in c.cmdline())
         graph = build_graph(load_app_file(ROOT / "netscript.toml"), ports={

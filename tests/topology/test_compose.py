@@ -80,7 +80,12 @@ def test_every_resource_is_health_checked_and_waits_for_what_it_references() -> 
     """Health checks everywhere but the dashboard; depends_on gates on health and on init."""
     services = load(ROOT / "compose.yaml")["services"]
     assert set(services) == {"redpanda", "postgres", "aspire-dashboard", "init", "streams",
-                             "sagas", "sagas-runtime"}
+                             "sagas", "sagas-runtime", "workers", "workers-dispatcher",
+                             "workers-pools"}
+    assert services["workers"]["ports"] == ["8091:8091"]
+    assert services["workers-pools"]["environment"]["services__sagas__http__0"] == (
+        "http://sagas:8092")
+    assert services["workers-pools"]["depends_on"]["sagas"] == {"condition": "service_healthy"}
     assert services["sagas"]["ports"] == ["8092:8092"]
     assert services["sagas"]["depends_on"]["streams"] == {"condition": "service_healthy"}
     assert services["sagas-runtime"]["depends_on"]["init"] == {

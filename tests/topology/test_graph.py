@@ -266,11 +266,15 @@ def test_app_services_references_are_normalized(tmp_path: Path) -> None:
 
 
 def test_the_checked_in_app_file_is_the_default_graph() -> None:
-    """netscript.toml at the root holds the log, registry, streams and sagas (plus
+    """netscript.toml at the root holds the log, registry, streams, sagas and workers (plus
     infrastructure)."""
     graph = build_graph(load_app_file(ROOT / "netscript.toml"))
-    assert {"log", "registry", "init", "streams", "sagas", "sagas-runtime", "postgres",
+    assert {"log", "registry", "init", "streams", "sagas", "sagas-runtime", "workers",
+            "workers-dispatcher", "workers-pools", "postgres",
             "aspire-dashboard"} == set(graph.names)
+    assert graph.node("workers").port == 8091
+    assert graph.node("workers-pools").env["services__sagas__http__0"] == (
+        "http://127.0.0.1:8092")
     assert graph.node("sagas").port == 8092
     assert graph.node("sagas").env["services__streams__http__0"] == "http://127.0.0.1:4437"
     assert graph.node("streams").port == 4437
