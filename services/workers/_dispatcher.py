@@ -37,9 +37,9 @@ from services.workers._engine import DispatchEngine, Outcome
 from services.workers._records import (
     Command,
     Execution,
-    JobRequest,
     PoolState,
     report_from_json,
+    requests_from_json,
 )
 from services.workers._topics import (
     ASSIGNMENT_PARTITIONS,
@@ -145,14 +145,13 @@ class Dispatcher:
             if not isinstance(value, dict):
                 raise ValueError("a record's value must be a JSON object")
             if topic in (NORMAL, URGENT):
-                request = JobRequest.from_json(value)
+                requests = requests_from_json(value)
                 headers = cast(list[tuple[str, bytes]], list(message.headers or ()))
                 with consume_span(topic, message.partition, message.offset, headers), \
                         tracer().start_as_current_span(
-                            f"dispatch {request.job_id}",
-                            attributes={"job.id": request.job_id,
-                                        "execution.id": request.execution_id}):
-                    self.engine.request(request, now=now)
+                            "dispatch", attributes={"job.requests": len(requests)}):
+                    for request in requests:
+                        self.engine.request(request, now=now)
             elif topic == REPORTS:
                 pool, events = report_from_json(value)
                 self.engine.report(pool, events, now=now, sent_at=sent_at)

@@ -19,7 +19,7 @@ class PoolSettings:
     heartbeat_seconds: float = 1.0
     lease_seconds: float = 3.0
     shutdown_grace_seconds: float = 30.0
-    flush_interval: float = 0.005
+    flush_interval: float = 0.001
 
     def __post_init__(self) -> None:
         if self.pools_count < 1 or self.capacity < 1:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, cast
 
 from services.workers._jobs import JobDefinition, Lane, RetryPolicy
@@ -100,6 +100,17 @@ class JobRequest:
                    triggered_at=int(data.get("triggered_at") or 0))
 
 
+def requests_from_json(data: Mapping[str, Any]) -> list[JobRequest]:
+    """The requests of a lane record: one request, or ``{"requests": [...]}`` (a batch a
+    client appended in one record — all of it valid, or the record is rejected whole)."""
+    if "requests" in data:
+        batch = data["requests"]
+        if not isinstance(batch, list) or not batch:
+            raise ValueError("'requests' must be a non-empty list of job requests")
+        return [JobRequest.from_json(item) for item in batch]
+    return [JobRequest.from_json(data)]
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AttemptError:
     """Why an attempt failed."""
@@ -162,9 +173,12 @@ class Execution:
                    version=1)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Field by field, not dataclasses.asdict: this runs for every change the dispatcher
+        # writes, and asdict deep-copies payloads and results it only needs to serialize.
+        data = {name: getattr(self, name) for name in _EXECUTION_FIELDS}
         data["retry"] = retry_to_json(self.retry)
-        data["errors"] = [asdict(e) for e in self.errors]
+        data["errors"] = [{"attempt": e.attempt, "error": e.error, "at": e.at}
+                          for e in self.errors]
         return data
 
     @classmethod
@@ -173,6 +187,9 @@ class Execution:
         values["retry"] = retry_from_json(values["retry"])
         values["errors"] = tuple(AttemptError(**e) for e in values.get("errors") or ())
         return cls(**values)
+
+
+_EXECUTION_FIELDS = tuple(f.name for f in fields(Execution))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -115,20 +115,26 @@ class JobClient:
             traceparent = traceparent_of(headers)
             span.set_attribute("messaging.batch.message_count", len(requests))
             try:
-                futures = []
-                for request in requests:
-                    value = request.to_json()
-                    value["traceparent"] = request.traceparent or traceparent
-                    futures.append(await self._producer.send(
-                        LANE_TOPICS[request.lane], json.dumps(value).encode(),
-                        key=request.execution_id.encode(), headers=headers))
-                metas = await asyncio.gather(*futures)
+                futures: list[tuple[list[JobRequest], Any]] = []
+                for lane, batch in _batches(requests):
+                    values = []
+                    for request in batch:
+                        value = request.to_json()
+                        value["traceparent"] = request.traceparent or traceparent
+                        values.append(value)
+                    # One record per request, or per batch of many: the dispatcher takes a
+                    # batch in one step (and all of it or none of it).
+                    body = values[0] if len(values) == 1 else {"requests": values}
+                    futures.append((batch, await self._producer.send(
+                        LANE_TOPICS[lane], json.dumps(body).encode(),
+                        key=batch[0].execution_id.encode(), headers=headers)))
+                metas = await asyncio.gather(*(future for _, future in futures))
             except KafkaError as exc:
                 raise PublishError(topic="workers.jobs", reason=str(exc) or type(exc).__name__
                                    ) from exc
         return [TriggerReceipt(execution_id=r.execution_id, job_id=r.job_id, lane=r.lane,
                                partition=m.partition, offset=m.offset)
-                for r, m in zip(requests, metas, strict=True)]
+                for (batch, _), m in zip(futures, metas, strict=True) for r in batch]
 
     async def cancel(self, execution_id: str, reason: str = "") -> None:
         """Ask the dispatcher to cancel ``execution_id`` (queued or running)."""
@@ -152,6 +158,21 @@ class JobClient:
     def _require_open(self) -> None:
         if self._state != "open":
             raise RuntimeError("the JobClient is not open; use it as an async context manager")
+
+
+BATCH_SIZE = 500
+"""Requests per lane record when many are triggered at once."""
+
+
+def _batches(requests: Sequence[JobRequest]) -> list[tuple[Lane, list[JobRequest]]]:
+    """Consecutive requests of one lane, at most :data:`BATCH_SIZE` per batch, in order."""
+    out: list[tuple[Lane, list[JobRequest]]] = []
+    for request in requests:
+        if out and out[-1][0] == request.lane and len(out[-1][1]) < BATCH_SIZE:
+            out[-1][1].append(request)
+        else:
+            out.append((request.lane, [request]))
+    return out
 
 
 def create_job_client(jobs: Iterable[JobDefinition[Any]],
