@@ -272,6 +272,25 @@ def create_workers_app(settings: Settings, jobs: Sequence[JobDefinition[Any]], *
                                headers={"Retry-After": "1"}) from exc
         return {"execution_id": execution_id, "cancel": "requested"}
 
+    @app.post(f"{PREFIX}/executions/{{execution_id}}/preempt", tags=["executions"],
+              status_code=202,
+              summary="Take a running execution's lease away (a failed attempt, retried)")
+    async def preempt(execution_id: str,
+                      reason: Annotated[str, Query(max_length=500)] = "") -> dict[str, Any]:
+        execution = view.get(execution_id)
+        if execution is None:
+            raise ProblemError(404, "No such execution", f"no execution {execution_id!r}")
+        if execution.status not in ("leased", "running"):
+            raise ProblemError(409, "Not running",
+                               f"execution {execution_id} is {execution.status}; only a "
+                               "leased or running execution can be preempted")
+        try:
+            await client().preempt(execution_id, reason or "preempted through the API")
+        except PublishError as exc:
+            raise ProblemError(503, "Log unavailable", str(exc),
+                               headers={"Retry-After": "1"}) from exc
+        return {"execution_id": execution_id, "preempt": "requested"}
+
     @app.get(f"{PREFIX}/tasks", tags=["pools"],
              summary="Current leases per pool and free credits per lane")
     async def tasks() -> dict[str, Any]:

@@ -83,6 +83,10 @@ def test_up_starts_the_graph_reports_it_and_stops_on_sigterm(tmp_path: Path) -> 
         assert execution["result"]["settingsCreated"] is True
         assert_mirrored(f"http://127.0.0.1:{streams_port}/v1/stream/sagas/instances",
                         "job-through-the-graph")
+        # …and the execution is mirrored into the durable stream /workers/executions.
+        assert_execution_mirrored(
+            f"http://127.0.0.1:{streams_port}/v1/stream/workers/executions",
+            triggered.json()["execution_id"])
         children = psutil.Process(process.pid).children(recursive=True)
         streams = next(c for c in children if "streams" in c.cmdline())
         graph = build_graph(load_app_file(ROOT / "netscript.toml"), ports={
@@ -235,6 +239,20 @@ def assert_mirrored(url: str, correlation_key: str, *, timeout: float = 60.0) ->
                    for v in latest.values()):
                 return
         assert time.monotonic() < deadline, f"{correlation_key} not completed in {url}"
+        time.sleep(0.1)
+
+
+def assert_execution_mirrored(url: str, execution_id: str, *, timeout: float = 60.0) -> None:
+    """Poll the /workers/executions stream until the execution shows as succeeded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.get(url, params={"offset": "-1"}, timeout=5)
+        if response.status_code == 200:
+            latest = {e["key"]: e["value"] for e in response.json()}
+            if latest.get(execution_id, {}).get("status") == "succeeded":
+                assert latest[execution_id]["job_id"] == "create-user-settings"
+                return
+        assert time.monotonic() < deadline, f"{execution_id} not succeeded in {url}"
         time.sleep(0.1)
 
 

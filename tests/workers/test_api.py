@@ -148,7 +148,8 @@ async def test_an_idempotency_key_names_one_execution(
 
 
 async def test_tasks_show_leases_and_free_credits(api: httpx.AsyncClient) -> None:
-    """GET /tasks: the pool, the lease it holds with its progress, and its free credits."""
+    """GET /tasks: the pool, the lease it holds with its progress, and its free credits;
+    POST /preempt takes the lease away and the execution runs again."""
     receipt = await trigger(api, "sleepy", {"seconds": 3})
     execution_id = receipt.json()["execution_id"]
     await api.get(f"{PREFIX}/executions/{execution_id}", params={"wait": 20, "until": "running"})
@@ -169,7 +170,17 @@ async def test_tasks_show_leases_and_free_credits(api: httpx.AsyncClient) -> Non
     assert leased["capacity"] == 2
     assert leased["urgent_reserved"] == 1
     assert leased["free"] == {"normal": 0, "urgent": 1}
-    await finished(api, execution_id)
+    # A stuck-looking attempt can be preempted: its lease goes, the attempt counts as failed
+    # and the execution runs again.
+    preempted = await api.post(f"{PREFIX}/executions/{execution_id}/preempt",
+                               params={"reason": "looks stuck"})
+    assert preempted.status_code == 202
+    done = await finished(api, execution_id)
+    assert done["status"] == "succeeded"
+    assert done["attempt"] == 2
+    assert done["errors"][0]["error"] == "preempted: looks stuck"
+    again = await api.post(f"{PREFIX}/executions/{execution_id}/preempt")
+    assert again.status_code == 409
 
 
 async def test_execution_changes_stream_and_resume(api: httpx.AsyncClient) -> None:
