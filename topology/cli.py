@@ -21,9 +21,9 @@ from topology._cli_graph import (
 )
 from topology._cli_registry import registry_app
 from topology._cli_sagas import sagas_app
-from topology._cli_workers import workers_app
 from topology._cli_streams import streams_app
 from topology._cli_topics import register_topic_commands
+from topology._cli_workers import workers_app
 from topology._model import Target
 from topology._signals import run_until_signalled
 
