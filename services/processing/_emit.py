@@ -62,7 +62,26 @@ class ChangelogTable(faust.Table[Any, Any]):
     event's transaction); only the per-record layers are skipped. faust's changelog callback
     (which records the persisted offset) is skipped too, so it is for in-memory stores, which
     recover from the changelog's beginning anyway.
+
+    On a rebalance faust does not commit the open transaction of a revoked partition: it
+    drops the partition's acked offsets and stops its producer, so the transaction is aborted
+    (fenced by the next owner). The writes of those events stay in the in-memory table,
+    though, and if the partition comes back to this process its events are handled again on
+    top of them (seen here: a saga message applied to an instance its own aborted first pass
+    had completed). So the table forgets everything when partitions are revoked — once the
+    agents are idle — and recovery rebuilds it from what the changelog committed.
     """
+
+    def __init__(self, app: AppT, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        app.on_partitions_revoked.connect(self._forget_uncommitted)
+
+    async def _forget_uncommitted(self, *args: Any, **kwargs: Any) -> None:
+        store: Any = self.data  # the in-memory store (see the class docstring)
+        store._clear()
+        key_partitions = getattr(store, "_key_partition", None)
+        if key_partitions is not None:
+            key_partitions.clear()
 
     def on_key_set(self, key: Any, value: Any) -> None:
         self._emit_changelog(key, value)

@@ -75,9 +75,15 @@ async def test_an_expired_lease_is_revoked_and_the_late_result_rejected(
         stalled = ScriptedPool(workers_log, "stalled", capacity=1, urgent=0, lease_seconds=1.0)
         healthy = ScriptedPool(workers_log, "healthy", capacity=1, urgent=0, lease_seconds=1.0)
         async with stalled.running(), healthy.running():
-            await stalled.heartbeat()
             await request_jobs(workers_log, [job(1, backoff=0.0)])
-            await eventually(lambda: bool(stalled.leases()), timeout=60,
+
+            async def stalled_gets_the_lease() -> bool:
+                # It heartbeats (it is alive) until the lease arrives, then goes silent.
+                if not stalled.leases():
+                    await stalled.heartbeat()
+                return bool(stalled.leases())
+
+            await eventually(stalled_gets_the_lease, timeout=60, interval=0.2,
                              what=lambda: f"the first lease\n{proc.log()}")
             # Only the healthy pool heartbeats from now on.
             stop = asyncio.Event()
