@@ -139,7 +139,7 @@ def run_celery(args: argparse.Namespace, workdir: Path) -> Result:
     client.flushdb()
     env = bench_env(args.concurrency)
     command = [sys.executable, "-m", "celery", "-A", "_peer_jobs:celery_app", "worker",
-               "--pool=threads", f"--concurrency={args.concurrency}", "--loglevel=WARNING",
+               "--pool=prefork", f"--concurrency={args.concurrency}", "--loglevel=WARNING",
                "--without-gossip", "--without-mingle", "--without-heartbeat"]
     with process(command, workdir / "celery.log", env):
         deadline = time.monotonic() + 60
