@@ -2,26 +2,19 @@
 
 The stream holds one ``saga_instance`` entity per instance (its latest status, the message
 that moved it, when), so a browser or another service follows saga activity with the Durable
-Streams protocol. The mirror reads ``sagas.transitions`` in a consumer group and commits only
-after the streams server acknowledged the upserts: at-least-once, and an upsert repeated
-after a crash writes the same latest value again.
+Streams protocol (:func:`services.streams._mirror.mirror_topic`: at-least-once, in a consumer
+group).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 from typing import Any
 
-from aiokafka.errors import KafkaError
-
-from services.kernel import Settings, create_consumer
+from services.kernel import Settings
 from services.sagas._records import Transition
 from services.sagas._topics import TRANSITIONS
-
-log = logging.getLogger("netscript.sagas.mirror")
+from services.streams._mirror import Mirror, mirror_topic
 
 STREAM_PATH = "/sagas/instances"
 ENTITY = "saga_instance"
@@ -51,48 +44,16 @@ def mirrored(transition: Transition) -> dict[str, Any]:
             "version": transition.version, "at": transition.at, "reason": transition.reason}
 
 
+def _entity(value: bytes | None) -> dict[str, Any] | None:
+    return None if value is None else mirrored(Transition.from_json(json.loads(value)))
+
+
+MIRROR = Mirror(topic=TRANSITIONS, group=GROUP, stream_path=STREAM_PATH, entity=ENTITY,
+                schema=INSTANCE_SCHEMA, primary_key="instance_id", to_entity=_entity)
+
+
 async def run_mirror(settings: Settings, streams_url: str, *,
                      headers: dict[str, str] | None = None) -> None:
-    """Mirror transitions into ``/sagas/instances`` until cancelled; a failure (the log or
-    the streams server away) restarts from the last committed transition."""
-    from services.streams import StreamsError
-
-    while True:
-        try:
-            await _mirror(settings, streams_url, headers)
-        except (KafkaError, OSError, StreamsError) as exc:
-            log.warning("sagas mirror: %s; restarting from the last mirrored transition", exc)
-            await asyncio.sleep(2)
-
-
-async def _mirror(settings: Settings, streams_url: str, headers: dict[str, str] | None) -> None:
-    import uuid
-
-    from services.streams import create_durable_stream, define_stream_schema
-
-    schema = define_stream_schema({ENTITY: {"schema": INSTANCE_SCHEMA, "type": ENTITY,
-                                            "primary_key": "instance_id"}})
-    producer = create_durable_stream(stream_path=STREAM_PATH, schema=schema,
-                                     producer_id=f"sagas-mirror-{uuid.uuid4().hex[:12]}",
-                                     base_url=streams_url, headers=headers)
-    consumer = create_consumer(settings, TRANSITIONS, group_id=GROUP)
-    await consumer.start()
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=500)
-            if not batches:
-                continue
-            for records in batches.values():
-                for record in records:
-                    try:
-                        transition = Transition.from_json(json.loads(record.value))
-                    except (ValueError, KeyError, TypeError) as exc:
-                        log.warning("sagas mirror: skipping bad transition: %s", exc)
-                        continue
-                    producer.upsert(ENTITY, mirrored(transition))
-            await producer.flush()
-            await consumer.commit()
-    finally:
-        with contextlib.suppress(Exception):
-            await producer.close()
-        await consumer.stop()
+    """Mirror transitions into ``/sagas/instances`` until cancelled (restarting from the last
+    mirrored transition after a failure)."""
+    await mirror_topic(MIRROR, settings, streams_url, headers=headers)

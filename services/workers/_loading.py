@@ -6,10 +6,9 @@ definition or an iterable of them. The default is the seed's examples.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterable
 from typing import Any
 
+from services.kernel._references import load_references
 from services.workers._errors import WorkersError
 from services.workers._jobs import JobDefinition
 
@@ -23,24 +22,9 @@ def load_jobs(spec: str = DEFAULT_JOBS) -> list[JobDefinition[Any]]:
     a job id defined twice.
     """
     found: dict[str, JobDefinition[Any]] = {}
-    for reference in (part.strip() for part in spec.split(",")):
-        if not reference:
-            continue
-        module_name, _, attribute = reference.partition(":")
-        if not attribute:
-            raise WorkersError(f"job reference {reference!r} needs the form module:attribute")
-        try:
-            value = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise WorkersError(f"cannot load jobs from {reference!r}: {exc}") from exc
-        items = [value] if isinstance(value, JobDefinition) else value
-        if not isinstance(items, Iterable) or not all(
-                isinstance(item, JobDefinition) for item in items):
-            raise WorkersError(f"{reference!r} is not a job definition (or a list of them); "
-                               "build one with define_job(...)")
-        for job in items:
-            if job.id in found and found[job.id] is not job:
-                raise WorkersError(f"job {job.id!r} is defined twice (in {reference!r}); "
-                                   "job ids must be unique")
-            found[job.id] = job
+    for job in load_references(spec, JobDefinition, what="job", error=WorkersError,
+                               how="build one with define_job(...)"):
+        if job.id in found and found[job.id] is not job:
+            raise WorkersError(f"job {job.id!r} is defined twice; job ids must be unique")
+        found[job.id] = job
     return list(found.values())

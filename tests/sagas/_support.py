@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka import AIOKafkaProducer
 
 from services.sagas import SagaEngine, SagaMessage
 from services.sagas._postgres_runner import PostgresSagaRuntime
 from services.sagas._records import bus_value, instance_key
+from tests.log._topics import read_topic
 
 ROOT = Path(__file__).parents[2]
 POSTGRES = os.environ.get("NETSCRIPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -93,32 +93,6 @@ async def publish(bootstrap: str, saga_id: str, messages: list[SagaMessage],
                 value=json.dumps(bus_value(saga_id, message)).encode())
     finally:
         await producer.stop()
-
-
-async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every committed record of ``topic`` now, in partition then offset order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: list[ConsumerRecord[bytes, bytes]] = []
-        for tp in tps:
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                out.extend(batch.get(tp, []))
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def latest_instances(bootstrap: str) -> dict[str, dict[str, Any]]:

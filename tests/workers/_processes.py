@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka import AIOKafkaProducer
 
 from services.workers._records import JobRequest
 from services.workers._topics import EXECUTIONS_CHANGELOG, LANE_TOPICS
+from tests.log._topics import read_topic
 
 ROOT = Path(__file__).parents[2]
 
@@ -122,34 +122,6 @@ async def request_jobs(bootstrap: str, requests: Sequence[JobRequest]) -> None:
             (request.execution_id.encode(), json.dumps(request.to_json()).encode()))
     for topic, records in by_lane.items():
         await append(bootstrap, topic, records)
-
-
-async def read_topic(bootstrap: str, topic: str,
-                     partitions: Sequence[int] | None = None) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every committed record of ``topic`` now, in partition then offset order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        found = consumer.partitions_for_topic(topic)
-        if found is None:
-            await consumer._client.force_metadata_update()
-            found = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(found)
-               if partitions is None or p in partitions]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: list[ConsumerRecord[bytes, bytes]] = []
-        for tp in tps:
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                out.extend(batch.get(tp, []))
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def executions(bootstrap: str) -> dict[str, dict[str, Any]]:
