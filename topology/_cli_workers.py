@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -116,6 +116,7 @@ def workers_trigger(
 
     from services.kernel import Settings
     from services.workers._errors import WorkersError
+    from services.workers._jobs import Lane
     from services.workers._loading import load_jobs
     from services.workers._trigger import JobClient
 
@@ -129,7 +130,7 @@ def workers_trigger(
     async def run() -> str:
         async with JobClient(load_jobs(_jobs_spec(jobs)), Settings.from_env("workers-cli")
                              ) as client:
-            receipt = await client.trigger(job, data, lane=lane,  # type: ignore[arg-type]
+            receipt = await client.trigger(job, data, lane=cast("Lane | None", lane),
                                            idempotency_key=idempotency_key)
             return receipt.execution_id
 

@@ -21,11 +21,13 @@ A third: under exactly-once, faust's table recovery takes each changelog partiti
 (its "highwater") from the consumer's cached last stable offset — known only once a fetch of
 that partition came back. Right after a restart nothing has been fetched yet, the cache says
 0, and recovery reads *nothing*: the processor starts with empty tables (seen here with the
-single-partition workers dispatcher after a ``kill -9``). The fix asks the log instead. And
-where the partition ends with a transaction marker — which it does after every transactional
-write — recovery waits for a record at the marker's offset that never comes, until a 10 s
-fallback (two 5 s idle polls) notices; so the highwater given is one past the last *committed
-data record*, found by reading the partition's tail with a ``read_committed`` consumer.
+single-partition workers dispatcher after a ``kill -9``). The fix asks the log instead
+(``ListOffsets``; the consumer is ``read_committed``, so that is the last stable offset). Where
+the partition ends with a transaction marker, recovery then waits for a record at the marker's
+offset that never comes, until faust's 10 s fallback (two idle 5 s polls) notices. Stopping at
+the last committed data record instead made recovery fast, but a processor that resumes while
+its crashed predecessor's group membership is still being settled then hit further faust
+rebalance flaws (updates lost or applied twice under CPU load), so the 10 s stays.
 
 A second weakness: faust picks a record's transaction by the partition the record is *sent
 to*, so an event of partition 0 that emits to partition 2 puts that record into partition 2's
@@ -172,44 +174,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Highwaters from the log, never from the fetch cache (see the module docstring)."""
 
     async def _highwaters(self, partitions: list[Any]) -> Any:
-        consumer = self._ensure_consumer()
-        ends: dict[Any, int] = await consumer.end_offsets(partitions)
-        if not self.consumer.in_transaction:
-            return ends
-        return await _after_last_committed_record(consumer, ends)
-
-
-async def _after_last_committed_record(consumer: Any, ends: dict[Any, int]) -> dict[Any, int]:
-    """For each partition, one past the offset of its last committed data record (0: none)."""
-    from aiokafka import AIOKafkaConsumer
-
-    pending = {tp: end for tp, end in ends.items() if end > 0}
-    out = {tp: end for tp, end in ends.items() if end <= 0}
-    if not pending:
-        return out
-    reader = AIOKafkaConsumer(bootstrap_servers=consumer._client._bootstrap_servers,
-                              isolation_level="read_committed", enable_auto_commit=False,
-                              group_id=None)
-    await reader.start()
-    try:
-        reader.assign(list(pending))
-        for tp, end in pending.items():
-            window, last = 64, -1
-            while last < 0:
-                start = max(end - window, 0)
-                reader.seek(tp, start)
-                while await reader.position(tp) < end:
-                    batch = await reader.getmany(tp, timeout_ms=1000)
-                    for record in batch.get(tp, ()):
-                        if record.offset < end:
-                            last = max(last, record.offset)
-                if start == 0:
-                    break
-                window *= 8
-            out[tp] = last + 1
-    finally:
-        await reader.stop()
-    return out
+        return await self._ensure_consumer().end_offsets(partitions)
 
 
 class Consumer(faust_aiokafka.Consumer):

@@ -147,6 +147,11 @@ class ExecutionsView:
                 self.failed = error
                 log.warning("workers views: %s; reading again", error)
                 await asyncio.sleep(1)
+            except Exception as error:
+                # A bug of ours: /health/ready reports it (failed) instead of a silent task.
+                self.failed = error
+                log.exception("workers views stopped reading; reading again")
+                await asyncio.sleep(1)
 
     async def _read(self) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap,
